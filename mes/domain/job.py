@@ -1,0 +1,102 @@
+"""The job contract between the controller and every cell, as plain values.
+
+The controller hands a cell a :class:`Job` (a never-reused integer job id and the
+program or recipe for this unit); the cell echoes the id when it accepts it, then
+reports :class:`JobProgress` while running and ends with :class:`JobCompleted`
+(measurements) or :class:`JobFaulted` (code and text). A cell can be asked for its
+:class:`CellStatus`: its state, the job it runs and the last job it finished. The
+vocabulary follows the OPC UA ISA-95 job-control model (Store/Start/Pause/Resume/Abort;
+results successful or unsuccessful) so protocol drivers map onto it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mes.domain.cell import CellState
+
+
+class ProgramKind(StrEnum):
+    RECIPE = "recipe"
+    GCODE = "gcode"
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """What a cell runs for one step: G-code text or a recipe of named parameters.
+
+    ``id`` is the content hash, so a program is stored once however many steps use it.
+    """
+
+    kind: ProgramKind
+    body: str
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(f"{self.kind.value}\n{self.body}".encode()).hexdigest()[:20]
+
+    @classmethod
+    def recipe(cls, parameters: dict[str, Any]) -> Program:
+        """A recipe program from named parameters (canonical JSON, so equal recipes match)."""
+        body = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+        return cls(ProgramKind.RECIPE, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One hand-off of one step to one cell."""
+
+    job_id: int
+    step_id: str
+    unit_id: str
+    capability: str
+    program: Program
+    expected_s: float
+
+
+class JobOutcome(StrEnum):
+    SUCCESSFUL = "successful"
+    UNSUCCESSFUL = "unsuccessful"
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """The cell is running the job; ``fraction`` runs 0..1."""
+
+    job_id: int
+    fraction: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobCompleted:
+    """The cell finished the job; ``measurements`` are what it measured, if anything."""
+
+    job_id: int
+    measurements: dict[str, float] = field(default_factory=dict)
+    outcome: JobOutcome = JobOutcome.SUCCESSFUL
+
+
+@dataclass(frozen=True, slots=True)
+class JobFaulted:
+    """The job ended in a fault; ``code`` and ``text`` are the cell's own words."""
+
+    job_id: int
+    code: str
+    text: str
+
+
+JobReport = JobProgress | JobCompleted | JobFaulted
+
+
+@dataclass(frozen=True, slots=True)
+class CellStatus:
+    """What a cell says about itself when asked (used to reconcile after a restart)."""
+
+    state: CellState
+    job_id: int | None = None
+    last_job_id: int | None = None
+    last_report: JobCompleted | JobFaulted | None = None
