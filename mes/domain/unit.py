@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from mes.domain.machine import Transition, advance, table
-from mes.domain.step import SETTLED, Step
+from mes.domain.step import SETTLED, Step, StepState
 
 
 class UnitState(StrEnum):
@@ -81,6 +81,15 @@ class Unit:
         if self.state in FINISHED:
             self.finished_at = at
         return Transition("unit", self.id, event.value, before.value, self.state.value, at)
+
+    def next_ready(self) -> list[Step]:
+        """Pending steps whose predecessors are all done or skipped (the plan is a
+        sequence: at most one step at a time)."""
+        for step in sorted(self.steps, key=lambda s: s.seq):
+            if step.state in SETTLED:
+                continue
+            return [step] if step.state is StepState.PENDING else []
+        return []
 
     @property
     def complete(self) -> bool:

@@ -1,0 +1,308 @@
+"""The ``mes`` command line. Every user-facing error is a message and an exit code, never
+a traceback: 2 for bad input (config, order file), 1 for a refused request or an
+unreachable store, 130 when interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mes.errors import InputError, MesError, NotFound
+from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
+from mes.store import Store
+
+app = typer.Typer(
+    help="Manufacturing execution controller for batch-of-one production.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+order_app = typer.Typer(help="Release and list orders.", no_args_is_help=True)
+unit_app = typer.Typer(help="Look at units and their as-built records.", no_args_is_help=True)
+cell_app = typer.Typer(help="Look at cells.", no_args_is_help=True)
+app.add_typer(order_app, name="order")
+app.add_typer(unit_app, name="unit")
+app.add_typer(cell_app, name="cell")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLAlchemy URL or SQLite path [env MES_DB; default ./mes.db]"),
+]
+PlantOption = Annotated[
+    Path, typer.Option("--plant", help="Plant config file, or a directory with plant.toml.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# -- demo and run --------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    units: Annotated[int, typer.Option(min=1, max=100_000, help="Units to release.")] = 20,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="Simulated seconds per wall second.")
+    ] = 400.0,
+    seed: Annotated[int, typer.Option(help="Random seed for units, durations, faults.")] = 1,
+    db: DbOption = None,
+    plant: PlantOption = DEFAULT_PLANT_PATH,
+    headless: Annotated[bool, typer.Option(help="Print progress lines only.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on the last line.")
+    ] = False,
+) -> None:
+    """Run the demo plant: release random custom units and run them all to done."""
+    from mes.service.demo import run_demo
+
+    config = load_plant(plant)
+    store = Store.open(db)
+    try:
+        summary = asyncio.run(
+            run_demo(config, store, units=units, speed=speed, seed=seed, quiet=False)
+        )
+    finally:
+        store.close()
+    _print_summary(summary, as_json)
+    if summary["unfinished"]:
+        raise typer.Exit(130)
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    util = ", ".join(f"{c} {u:.0%}" for c, u in summary["utilisation"].items())
+    families = ", ".join(f"{f} {n}" for f, n in summary["families"].items())
+    print(
+        f"\norder {summary['order']}: {summary['done']}/{summary['units']} units done, "
+        f"{summary['failed']} failed, {summary['unfinished']} unfinished ({families})\n"
+        f"makespan {summary['makespan_s']:.1f}s wall = {summary['plant_makespan_s'] / 3600:.2f}h "
+        f"plant time; throughput {summary['throughput_per_h']:.1f} units/h; "
+        f"{summary['jobs']} jobs, {summary['job_faults']} faulted\n"
+        f"utilisation: {util}"
+    )
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+
+
+@app.command()
+def run(
+    plant: PlantOption = DEFAULT_PLANT_PATH,
+    db: DbOption = None,
+    headless: Annotated[bool, typer.Option(help="Print progress lines only.")] = False,
+) -> None:
+    """Run the production controller; resumes whatever is unfinished in the store."""
+    from mes.bootstrap import build_controller
+    from mes.service.demo import Progress
+
+    config = load_plant(plant)
+    store = Store.open(db)
+
+    async def main() -> None:
+        controller = build_controller(config, store)
+        controller.recorder.subscribe(Progress("", None, sys.stdout))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, controller.stop)
+        print(f"controller running: {len(config.cells)} cells, store {store.url}; "
+              "Ctrl-C stops (twice: at once)", flush=True)
+        await controller.run()
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
+# -- check ---------------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="Plant file or config directory.")] = (
+        DEFAULT_PLANT_PATH
+    ),
+) -> None:
+    """Validate the plant and product configuration; print a summary or every error."""
+    plant = load_plant(path)
+    print(f"{plant.path}: OK: plant {plant.config.plant.name!r}, {len(plant.cells)} cells, "
+          f"{len(plant.families)} product families")
+    rows = [[c.name, c.driver.kind, ", ".join(c.capabilities)] for c in plant.cells]
+    print(_table(["cell", "driver", "capabilities"], rows))
+    rows = [
+        [f.name, str(len(f.options)), " > ".join(s.capability for s in f.steps)]
+        for f in plant.families.values()
+    ]
+    print(_table(["family", "options", "process plan"], rows))
+
+
+# -- orders, units, cells ------------------------------------------------------------------
+
+
+@order_app.command("release")
+def order_release(
+    file: Annotated[Path, typer.Argument(help="Order file: .toml, .json or .csv")],
+    plant: PlantOption = DEFAULT_PLANT_PATH,
+    db: DbOption = None,
+) -> None:
+    """Release the orders in FILE, all or nothing."""
+    from mes.service.order_files import read_order_file
+    from mes.service.release import release
+
+    config = load_plant(plant)
+    specs = read_order_file(file)
+    store = Store.open(db)
+    try:
+        result = release(store, specs, config.families, datetime.now(UTC), source=str(file),
+                         actor="cli")
+    finally:
+        store.close()
+    for order_id in result.released:
+        print(f"released order {order_id}")
+    for order_id in result.unchanged:
+        print(f"order {order_id} was already released with the same content; unchanged")
+    print(f"{len(result.released)} orders, {result.units} units released")
+
+
+@order_app.command("list")
+def order_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every order with its units by state."""
+    store = Store.open(db)
+    try:
+        orders = store.orders()
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(orders, default=_json_default, indent=1))
+        return
+    rows = [
+        [o["id"], _when(o["released_at"]), str(o["priority"]), _when(o["due"]),
+         str(sum(o["units"].values())),
+         ", ".join(f"{n} {s}" for s, n in sorted(o["units"].items()))]
+        for o in orders
+    ]
+    print(_table(["order", "released", "prio", "due", "units", "states"], rows)
+          if rows else "no orders")
+
+
+@unit_app.command("show")
+def unit_show(
+    unit_id: Annotated[str, typer.Argument(metavar="ID", help="Unit id, e.g. SO-1001.1")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The as-built record of a unit: every step with cell, program, start, end, result."""
+    store = Store.open(db)
+    try:
+        record = store.unit_record(unit_id)
+    finally:
+        store.close()
+    if record is None:
+        raise NotFound(f"no unit {unit_id!r} in {store.url}")
+    if as_json:
+        print(json.dumps(record, default=_json_default, indent=1))
+        return
+    options = ", ".join(f"{k}={v!r}" for k, v in record["options"].items())
+    print(f"unit {record['id']}  order {record['order_id']}  family {record['family']}  "
+          f"state {record['state']}\noptions: {options}")
+    rows = []
+    for step in record["steps"]:
+        jobs = step["jobs"] or [None]
+        for job in jobs:
+            rows.append([
+                str(step["seq"]), step["name"], step["capability"],
+                step["state"] if job is None or job["id"] == step["job_id"] else "-",
+                str(job["id"]) if job else "", job["cell"] if job else "",
+                step["program_id"][:12], _when(job["started_at"]) if job else "",
+                _when(job["finished_at"]) if job else "",
+                _result(job) if job else "",
+            ])
+    print(_table(["#", "step", "capability", "state", "job", "cell", "program", "start",
+                  "end", "result"], rows))
+
+
+@cell_app.command("list")
+def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every cell the controller knows, with its last recorded state."""
+    store = Store.open(db)
+    try:
+        cells = store.cells()
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(cells, default=_json_default, indent=1))
+        return
+    rows = [[c["name"], c["state"], c["driver_kind"], ", ".join(c["capabilities"]),
+             str(c["job_id"] or ""), _when(c["updated_at"])] for c in cells]
+    print(_table(["cell", "state", "driver", "capabilities", "job", "since"], rows)
+          if rows else "no cells recorded yet: start the controller (mes run or mes demo)")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _result(job: dict[str, Any]) -> str:
+    result = job.get("result") or {}
+    if "code" in result:
+        return f"{result['code']} {result.get('text', '')}"
+    measurements = result.get("measurements") or {}
+    text = " ".join(f"{k}={v}" for k, v in measurements.items())
+    return f"{result.get('outcome', '')} {text}".strip()
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Entry point of the ``mes`` console command."""
+    try:
+        app()
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} problem{'s' if count != 1 else ''}; nothing was changed",
+              file=sys.stderr)
+        sys.exit(2)
+    except MesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,553 @@
+"""The controller: owns the plant's live state, decides, records, then acts.
+
+Theory of operation: the controller holds every unfinished unit, its steps and every
+cell in memory, and is the only code that changes them. Each decision follows the same
+three beats: change the domain objects (their state machines refuse illegal moves),
+commit the changes with their journal entries through the :class:`Recorder` (durable
+on return), and only then act: hand a job to a cell's supervisor, wake the dispatcher.
+
+Dispatch happens when something changes (a step becomes ready, a cell becomes idle, a
+unit is released); the rule itself is pure (:mod:`routing.scheduling.dispatch`).
+
+Recovery: on start, steps found ``dispatched`` or ``running`` are reconciled with their
+cell by job id when it connects. A job the cell finished is recorded (never re-run); one
+it still runs is followed; one it never received is handed over again under the same
+id; one it lost is ``interrupted``: retried under a new id only on cells whose config
+says re-running is safe, otherwise left for an operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from drivers.base import Driver
+from mes.domain import (
+    Cell,
+    CellEvent,
+    CellState,
+    CellStatus,
+    Event,
+    Job,
+    JobCompleted,
+    JobFaulted,
+    JobOutcome,
+    JobProgress,
+    Order,
+    Program,
+    Step,
+    StepEvent,
+    StepState,
+    Unit,
+    UnitEvent,
+    UnitState,
+)
+from mes.domain.step import ON_CELL
+from mes.service.recorder import Recorder
+from mes.service.supervisor import Action, Backoff, CellSupervisor
+from mes.store import Changes, Store
+from routing.scheduling.dispatch import IdleCell, ReadyStep, assign
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class CellSetup:
+    """What the controller needs to know about a cell from the plant config."""
+
+    name: str
+    capabilities: frozenset[str]
+    driver_kind: str
+    factors: Mapping[str, float] = field(default_factory=dict)
+    rerun_interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerOptions:
+    max_attempts: int = 3
+    poll_s: float = 1.0
+    job_id_block: int = 256
+    drain_s: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class Controller:
+    """Runs the plant: dispatch, hand-off, follow-up, recording, recovery."""
+
+    def __init__(
+        self,
+        store: Store,
+        cells: list[CellSetup],
+        drivers: Mapping[str, Driver],
+        *,
+        options: ControllerOptions | None = None,
+        clock: Clock = utc_now,
+        actor: str = "controller",
+    ) -> None:
+        self.store = store
+        self.options = options or ControllerOptions()
+        self.clock = clock
+        self.actor = actor
+        self.recorder = Recorder(store)
+        self.setups = {c.name: c for c in cells}
+        self.cells = {c.name: Cell(c.name, c.capabilities, c.driver_kind) for c in cells}
+        self.supervisors = {
+            c.name: CellSupervisor(self, c.name, drivers[c.name], self.options.backoff)
+            for c in cells
+        }
+        self.units: dict[str, Unit] = {}
+        self.steps: dict[str, Step] = {}
+        self.orders: dict[str, Order] = {}
+        self.ready: dict[str, Step] = {}
+        self.progress: dict[str, float] = {}
+        self._avoid: dict[str, str] = {}
+        self._programs: dict[str, Program] = {}
+        self._job_ids: list[int] = []
+        self._last_event = 0
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._killed = asyncio.Event()
+        self.started = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Graceful stop: no new jobs; running ones are followed for up to ``drain_s``.
+
+        A second call stops at once; what ran is recorded, the rest is recoverable.
+        """
+        if self._stopping.is_set():
+            self._killed.set()
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`.
+
+        Raises:
+            StoreError: the store failed; the controller stopped rather than act unrecorded.
+        """
+        self.recorder.start()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._load()
+            tasks = [
+                asyncio.create_task(s.run(), name=f"cell:{s.name}")
+                for s in self.supervisors.values()
+            ]
+            tasks.append(asyncio.create_task(self._poll_releases(), name="poll"))
+            self.started.set()
+            await self._dispatch_loop()
+            await self._drain()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for supervisor in self.supervisors.values():
+                await supervisor.driver.aclose()
+            await self.recorder.aclose()
+        for task in tasks:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+
+    async def _drain(self) -> None:
+        busy = [s for s in self.supervisors.values() if s.busy]
+        if not busy:
+            return
+        log.info(
+            "stopping: waiting up to %.0fs for %d running jobs", self.options.drain_s, len(busy)
+        )
+        deadline = asyncio.get_running_loop().time() + self.options.drain_s
+        while any(s.busy for s in self.supervisors.values()) and not self._killed.is_set():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, 0.5))
+
+    async def _load(self) -> None:
+        now = self.clock()
+        await asyncio.to_thread(self.store.register_cells, self.cells.values(), now)
+        self._last_event = await asyncio.to_thread(self.store.last_event_id)
+        self._adopt(await asyncio.to_thread(self.store.load_units))
+
+    def _adopt(self, units: list[Unit]) -> None:
+        """Take units into the live state (new releases, or unfinished ones at start)."""
+        fresh = [u for u in units if u.id not in self.units]
+        missing = {u.order_id for u in fresh} - self.orders.keys()
+        if missing:
+            self.orders.update(self.store.load_orders(missing))
+        for unit in fresh:
+            self.units[unit.id] = unit
+            for step in unit.steps:
+                self.steps[step.id] = step
+                if step.state is StepState.READY:
+                    self.ready[step.id] = step
+        if fresh:
+            self._wake.set()
+
+    async def _poll_releases(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_s)
+            ids, self._last_event = await asyncio.to_thread(
+                self.store.released_since, self._last_event
+            )
+            ids = [i for i in ids if i not in self.units]
+            if ids:
+                self._adopt(await asyncio.to_thread(self.store.load_units, ids))
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._stopping.is_set():
+                await self._dispatch()
+
+    def _idle_cells(self) -> list[IdleCell]:
+        return [
+            IdleCell(name, cell.capabilities, self.setups[name].factors)
+            for name, cell in self.cells.items()
+            if cell.available
+            and self.supervisors[name].connected
+            and not self.supervisors[name].busy
+        ]
+
+    def _ready_steps(self) -> list[ReadyStep]:
+        out = []
+        for step in self.ready.values():
+            unit = self.units[step.unit_id]
+            if unit.state not in (UnitState.RELEASED, UnitState.IN_PROGRESS):
+                continue
+            order = self.orders.get(unit.order_id)
+            out.append(
+                ReadyStep(
+                    step.id,
+                    step.capability,
+                    step.expected_s,
+                    priority=order.priority if order else 0,
+                    due=order.due if order else None,
+                    released=(unit.released_at, unit.order_id, unit.seq, step.seq),
+                    avoid=self._avoid.get(step.id),
+                )
+            )
+        return out
+
+    async def _dispatch(self) -> None:
+        idle = self._idle_cells()
+        if not idle or not self.ready:
+            return
+        pairs = assign(self._ready_steps(), idle)
+        if not pairs:
+            return
+        # Everything that awaits comes first, so the decisions below see one instant.
+        prepared = [
+            (
+                ready,
+                idle_cell,
+                await self._program(self.steps[ready.step_id].program_id),
+                await self._job_id(),
+            )
+            for ready, idle_cell in pairs
+        ]
+        changes = Changes()
+        actions: list[tuple[str, Job]] = []
+        for ready, idle_cell, program, job_id in prepared:
+            step, cell = self.steps.get(ready.step_id), self.cells[idle_cell.name]
+            if step is None or step.id not in self.ready or not cell.available:
+                continue  # changed while we fetched; the job id is simply never used
+            unit, now = self.units[step.unit_id], self.clock()
+            changes.add(
+                Event.of(
+                    step.dispatch(cell.name, job_id, now), self.actor, cell=cell.name, job_id=job_id
+                )
+            )
+            changes.dispatched[job_id] = now
+            changes.add(Event.of(cell.handle(CellEvent.START, now), self.actor, job_id=job_id))
+            cell.job_id = job_id
+            if unit.state is UnitState.RELEASED:
+                changes.add(Event.of(unit.handle(UnitEvent.START, now), self.actor), unit)
+            changes.add(step, cell)
+            del self.ready[step.id]
+            actions.append((cell.name, self._job(step, cell.name, program)))
+        await self.recorder.commit(changes)
+        for name, job in actions:
+            self.supervisors[name].inbox.put_nowait(Action("start", job))
+
+    def _job(self, step: Step, cell: str, program: Program) -> Job:
+        assert step.job_id is not None
+        factor = self.setups[cell].factors.get(step.capability, 1.0)
+        return Job(
+            step.job_id, step.id, step.unit_id, step.capability, program, step.expected_s * factor
+        )
+
+    async def _program(self, program_id: str) -> Program:
+        program = self._programs.get(program_id)
+        if program is None:
+            program = await asyncio.to_thread(self.store.program, program_id)
+            if len(self._programs) > 4096:
+                self._programs.clear()
+            self._programs[program_id] = program
+        return program
+
+    async def _job_id(self) -> int:
+        if not self._job_ids:
+            block = await asyncio.to_thread(self.store.reserve_job_ids, self.options.job_id_block)
+            self._job_ids = list(reversed(block))
+        return self._job_ids.pop()
+
+    # -- reports from supervisors ------------------------------------------------------
+
+    async def cell_connected(self, name: str, status: CellStatus) -> Action | None:
+        """Reconcile a cell that (re)connected; return what its supervisor should do."""
+        cell, now = self.cells[name], self.clock()
+        changes = Changes()
+        changes.add(
+            Event.of(cell.handle(CellEvent.CONNECT, now), self.actor, reported=status.state.value),
+            cell,
+        )
+        step = next((s for s in self.steps.values() if s.cell == name and s.state in ON_CELL), None)
+        action: Action | None = None
+        finished = None
+        if step is not None:
+            assert step.job_id is not None
+            program = await self._program(step.program_id)
+            job = self._job(step, name, program)
+            if status.job_id == step.job_id:
+                changes.add(Event.of(cell.handle(CellEvent.START, now), self.actor))
+                changes.add(
+                    Event.of(
+                        cell.handle(CellEvent.ACCEPT, now),
+                        self.actor,
+                        job_id=step.job_id,
+                        recovered=True,
+                    )
+                )
+                cell.job_id = step.job_id
+                if step.state is StepState.DISPATCHED:
+                    changes.add(Event.of(step.handle(StepEvent.ACCEPT, now), self.actor))
+                    step.started_at = step.started_at or now
+                changes.add(step)
+                action = Action("follow", job)
+            elif status.last_job_id == step.job_id and status.last_report is not None:
+                finished = (job, status.last_report)
+            elif step.state is StepState.DISPATCHED:
+                # The hand-off was recorded but never reached the cell: hand it over
+                # again under the same job id (the cell refuses an id it already ran).
+                changes.add(
+                    Event.of(
+                        cell.handle(CellEvent.START, now),
+                        self.actor,
+                        job_id=step.job_id,
+                        again=True,
+                    )
+                )
+                cell.job_id = step.job_id
+                action = Action("start", job)
+            else:
+                self._interrupt(step, changes, "the cell no longer knows this job", now)
+        await self.recorder.commit(changes)
+        if finished is not None:
+            await self.job_finished(name, *finished)
+        self._wake.set()
+        return action
+
+    async def cell_lost(self, name: str, reason: str) -> None:
+        cell = self.cells[name]
+        if cell.state is CellState.OFFLINE:
+            return
+        changes = Changes()
+        changes.add(
+            Event.of(cell.handle(CellEvent.DISCONNECT, self.clock()), self.actor, reason=reason),
+            cell,
+        )
+        self.progress.pop(name, None)
+        await self.recorder.commit(changes)
+
+    async def job_accepted(self, name: str, job: Job) -> None:
+        step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
+        if step.job_id != job.job_id or step.state is not StepState.DISPATCHED:
+            return
+        changes = Changes()
+        changes.add(Event.of(step.handle(StepEvent.ACCEPT, now), self.actor, job_id=job.job_id))
+        step.started_at = now
+        changes.add(Event.of(cell.handle(CellEvent.ACCEPT, now), self.actor, job_id=job.job_id))
+        changes.add(step, cell)
+        await self.recorder.commit(changes)
+
+    def job_progress(self, name: str, report: JobProgress) -> None:
+        self.progress[name] = report.fraction
+
+    async def job_rejected(self, name: str, job: Job, reason: str) -> None:
+        step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
+        changes = Changes()
+        if step.job_id == job.job_id and step.state is StepState.DISPATCHED:
+            changes.add(
+                Event.of(
+                    step.handle(StepEvent.REJECT, now), self.actor, job_id=job.job_id, reason=reason
+                ),
+                step,
+            )
+            self.ready[step.id] = step
+            self._avoid[step.id] = name
+        if cell.state is CellState.STARTING:
+            changes.add(
+                Event.of(cell.handle(CellEvent.REJECT, now), self.actor, reason=reason), cell
+            )
+            cell.job_id = None
+        await self.recorder.commit(changes)
+        self._wake.set()
+
+    async def job_lost(self, name: str, job: Job, reason: str) -> None:
+        step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
+        changes = Changes()
+        if step.job_id == job.job_id and step.state in ON_CELL:
+            self._interrupt(step, changes, reason, now)
+        self._reset_cell(cell, changes, now)
+        await self.recorder.commit(changes)
+        self._wake.set()
+
+    async def job_finished(self, name: str, job: Job, report: JobCompleted | JobFaulted) -> None:
+        """Record a job's end: the step done (and the next one ready) or failed."""
+        step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
+        unit = self.units[step.unit_id]
+        changes = Changes()
+        self.progress.pop(name, None)
+        if step.job_id != job.job_id or step.state not in ON_CELL:
+            changes.add(
+                Event(
+                    now,
+                    self.actor,
+                    "job",
+                    str(job.job_id),
+                    "late-report",
+                    data={"cell": name, "step": step.id},
+                )
+            )
+        elif isinstance(report, JobCompleted) and report.outcome is JobOutcome.SUCCESSFUL:
+            changes.add(
+                Event.of(
+                    step.handle(StepEvent.COMPLETE, now), self.actor, job_id=job.job_id, cell=name
+                )
+            )
+            step.started_at = step.started_at or now
+            step.finished_at = now
+            step.result = {"outcome": report.outcome.value, "measurements": report.measurements}
+            if cell.state in (CellState.STARTING, CellState.EXECUTE):
+                changes.add(Event.of(cell.handle(CellEvent.COMPLETE, now), self.actor))
+            self._advance(unit, changes, now)
+        else:
+            code, text = (
+                (report.code, report.text)
+                if isinstance(report, JobFaulted)
+                else ("unsuccessful", "the cell reported the job unsuccessful")
+            )
+            changes.add(
+                Event.of(
+                    step.handle(StepEvent.FAIL, now),
+                    self.actor,
+                    job_id=job.job_id,
+                    cell=name,
+                    code=code,
+                    text=text,
+                )
+            )
+            step.finished_at = now
+            step.result = {"outcome": "unsuccessful", "code": code, "text": text}
+            if cell.state in (CellState.STARTING, CellState.EXECUTE):
+                changes.add(
+                    Event.of(cell.handle(CellEvent.FAULT, now), self.actor, code=code, text=text)
+                )
+            self._after_failure(unit, step, name, changes, now)
+        self._reset_cell(cell, changes, now)
+        changes.add(step, unit, cell)
+        await self.recorder.commit(changes)
+        self._wake.set()
+
+    # -- decisions ---------------------------------------------------------------------
+
+    def _advance(self, unit: Unit, changes: Changes, now: datetime) -> None:
+        for nxt in unit.next_ready():
+            changes.add(Event.of(nxt.handle(StepEvent.READY, now), self.actor), nxt)
+            self.ready[nxt.id] = nxt
+        if unit.complete and unit.state is UnitState.IN_PROGRESS:
+            changes.add(Event.of(unit.handle(UnitEvent.FINISH, now), self.actor), unit)
+            self._forget(unit)
+
+    def _after_failure(
+        self, unit: Unit, step: Step, cell: str, changes: Changes, now: datetime
+    ) -> None:
+        if step.attempts < self.options.max_attempts:
+            changes.add(
+                Event.of(
+                    step.handle(StepEvent.RETRY, now),
+                    self.actor,
+                    attempt=step.attempts + 1,
+                    avoid=cell,
+                )
+            )
+            self.ready[step.id] = step
+            self._avoid[step.id] = cell
+        elif unit.state in (UnitState.IN_PROGRESS, UnitState.HELD):
+            changes.add(
+                Event.of(
+                    unit.handle(UnitEvent.FAIL, now),
+                    self.actor,
+                    step=step.id,
+                    attempts=step.attempts,
+                ),
+                unit,
+            )
+
+    def _interrupt(self, step: Step, changes: Changes, reason: str, now: datetime) -> None:
+        changes.add(
+            Event.of(
+                step.handle(StepEvent.INTERRUPT, now), self.actor, job_id=step.job_id, reason=reason
+            ),
+            step,
+        )
+        assert step.cell is not None
+        if self.setups[step.cell].rerun_interrupted:
+            changes.add(
+                Event.of(
+                    step.handle(StepEvent.RETRY, now),
+                    self.actor,
+                    reason="cell allows re-running an interrupted job",
+                )
+            )
+            self.ready[step.id] = step
+        else:
+            log.warning(
+                "step %s interrupted on %s: %s; waiting for an operator", step.id, step.cell, reason
+            )
+
+    def _reset_cell(self, cell: Cell, changes: Changes, now: datetime) -> None:
+        """Bring a cell that ended a job back to idle, journaling each PackML step."""
+        if cell.state is CellState.ABORTED:
+            changes.add(Event.of(cell.handle(CellEvent.CLEAR, now), self.actor))
+        if cell.state in (CellState.COMPLETE, CellState.STOPPED):
+            changes.add(Event.of(cell.handle(CellEvent.RESET, now), self.actor))
+        cell.job_id = None
+        changes.add(cell)
+
+    def _forget(self, unit: Unit) -> None:
+        """Drop a finished unit from memory; the store keeps its record."""
+        for step in unit.steps:
+            self.steps.pop(step.id, None)
+            self.ready.pop(step.id, None)
+            self._avoid.pop(step.id, None)
+        self.units.pop(unit.id, None)

@@ -1,0 +1,630 @@
+"""The store: the only place that talks SQL. SQLite by default, PostgreSQL by URL.
+
+Every write is one transaction: a batch of state changes together with their journal
+entries (:meth:`Store.apply`), or a whole order (:meth:`Store.release`). The controller
+acts on a change only after ``apply`` returns, i.e. after the commit is durable (SQLite
+runs in WAL mode with ``synchronous=FULL``). Writers on SQLite take the write lock at
+``BEGIN IMMEDIATE`` so two processes never deadlock upgrading a read lock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
+
+from mes.domain import Cell, Event, Order, Program, ProgramKind, Step, StepState, Unit, UnitState
+from mes.errors import OrderError, Problem, StoreError
+from mes.store.tables import (
+    SCHEMA_VERSION,
+    CellRow,
+    CounterRow,
+    EventRow,
+    JobRow,
+    MetaRow,
+    OrderRow,
+    ProgramRow,
+    StepRow,
+    UnitRow,
+)
+
+DEFAULT_DB = "sqlite:///mes.db"
+_FINISHED = (UnitState.DONE.value, UnitState.SCRAPPED.value)
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The database URL to use: the argument, else ``$MES_DB``, else ``./mes.db``.
+
+    A bare path means a SQLite file; ``postgresql://`` means PostgreSQL through psycopg 3.
+    """
+    url = url or os.environ.get("MES_DB") or DEFAULT_DB
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+@dataclass(slots=True)
+class Changes:
+    """One batch of state changes to commit together, with their journal entries.
+
+    Entities are kept by id, so an entity changed twice in a batch is written once,
+    with its latest state.
+    """
+
+    units: dict[str, Unit] = field(default_factory=dict)
+    steps: dict[str, Step] = field(default_factory=dict)
+    cells: dict[str, Cell] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    dispatched: dict[int, datetime] = field(default_factory=dict)
+
+    def add(self, *items: Unit | Step | Cell | Event) -> None:
+        for item in items:
+            if isinstance(item, Unit):
+                self.units[item.id] = item
+            elif isinstance(item, Step):
+                self.steps[item.id] = item
+            elif isinstance(item, Cell):
+                self.cells[item.name] = item
+            else:
+                self.events.append(item)
+
+    def merge(self, other: Changes) -> None:
+        self.units.update(other.units)
+        self.steps.update(other.steps)
+        self.cells.update(other.cells)
+        self.events.extend(other.events)
+        self.dispatched.update(other.dispatched)
+
+    def __bool__(self) -> bool:
+        return bool(self.units or self.steps or self.cells or self.events)
+
+
+class Store:
+    """Durable record of orders, units, steps, jobs, cells and the journal."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """Connect to the database at ``url`` (see :func:`resolve_url`), creating the schema.
+
+        Raises:
+            StoreError: the URL is malformed, the driver is missing, or the server is down.
+        """
+        url = resolve_url(url)
+        try:
+            parsed = make_url(url)
+            sqlite = parsed.get_backend_name() == "sqlite"
+            if sqlite and parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                url,
+                poolclass=NullPool if sqlite else None,
+                connect_args={"timeout": 30} if sqlite else {},
+            )
+        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot use database URL {_redact(url)}: {exc}") from exc
+        if sqlite:
+            _tune_sqlite(engine)
+        store = cls(engine)
+        store._create_schema()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def url(self) -> str:
+        return _redact(str(self.engine.url))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _create_schema(self) -> None:
+        try:
+            SQLModel.metadata.create_all(self.engine)
+            with self._write() as conn:
+                found = conn.execute(select(MetaRow.value).where(MetaRow.key == "schema")).scalar()
+                if found is None:
+                    conn.execute(insert(MetaRow), [{"key": "schema", "value": str(SCHEMA_VERSION)}])
+                    conn.execute(insert(CounterRow), [{"name": "job_id", "value": 0}])
+        except OperationalError as exc:
+            raise StoreError(f"cannot open database {self.url}: {exc.orig}") from exc
+        if found is not None and int(found) != SCHEMA_VERSION:
+            raise StoreError(
+                f"database {self.url} has schema version {found}; this controller knows "
+                f"version {SCHEMA_VERSION}"
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on exit."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database {self.url}: {exc.orig}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(mes_read=True) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"database {self.url}: {exc.orig}") from exc
+
+    # -- writes -------------------------------------------------------------------------
+
+    def release(
+        self,
+        orders: list[Order],
+        units: list[Unit],
+        programs: Iterable[Program],
+        events: list[Event],
+    ) -> set[str]:
+        """Store orders, their units, steps, programs and journal entries in one transaction.
+
+        Idempotent by order id: an order already stored with the same digest is skipped
+        (with its units and events).
+
+        Returns:
+            The ids of orders that were already there, unchanged.
+
+        Raises:
+            OrderError: an order with one of these ids but other content exists; then
+                nothing at all is stored.
+        """
+        with self._write() as conn:
+            ids = [o.id for o in orders]
+            stored = dict(
+                conn.execute(select(OrderRow.id, OrderRow.digest).where(OrderRow.id.in_(ids))).all()
+            )
+            clashes = [o for o in orders if o.id in stored and stored[o.id] != o.digest]
+            if clashes:
+                raise OrderError(
+                    [
+                        Problem(
+                            "an order with this id was already released with other content; "
+                            "release it under a new id",
+                            path=f"order {o.id}",
+                        )
+                        for o in clashes
+                    ]
+                )
+            same = set(stored)
+            units = [u for u in units if u.order_id not in same]
+            unit_ids = {u.id for u in units}
+            events = [e for e in events if e.subject.split("/")[0] in unit_ids]
+            by_id = {p.id: p for p in programs}
+            known = set(
+                conn.execute(select(ProgramRow.id).where(ProgramRow.id.in_(list(by_id)))).scalars()
+            )
+            new_programs = [
+                {"id": pid, "kind": p.kind.value, "body": p.body}
+                for pid, p in by_id.items()
+                if pid not in known
+            ]
+            new_orders = [_order_row(o) for o in orders if o.id not in same]
+            if new_orders:
+                conn.execute(insert(OrderRow), new_orders)
+            if new_programs:
+                conn.execute(insert(ProgramRow), new_programs)
+            if units:
+                conn.execute(insert(UnitRow), [_unit_row(u) for u in units])
+                conn.execute(insert(StepRow), [_step_row(s) for u in units for s in u.steps])
+            if events:
+                conn.execute(insert(EventRow), [_event_row(e) for e in events])
+        return same
+
+    def apply(self, changes: Changes) -> None:
+        """Commit a batch of state changes and their journal entries in one transaction."""
+        if not changes:
+            return
+        with self._write() as conn:
+            _apply(conn, changes)
+
+    def register_cells(self, cells: Iterable[Cell], at: datetime) -> dict[str, dict[str, Any]]:
+        """Record the plant's cells (insert new, refresh capabilities of known ones).
+
+        Returns:
+            The rows as they were before this call, by name (their last known state).
+        """
+        with self._write() as conn:
+            before = {r.name: dict(r._mapping) for r in conn.execute(select(CellRow.__table__))}
+            for cell in cells:
+                values = {
+                    "capabilities": sorted(cell.capabilities),
+                    "driver_kind": cell.driver_kind,
+                    "state": cell.state.value,
+                    "job_id": cell.job_id,
+                    "updated_at": at,
+                }
+                if cell.name in before:
+                    conn.execute(update(CellRow).where(CellRow.name == cell.name).values(**values))
+                else:
+                    conn.execute(insert(CellRow), [{"name": cell.name, **values}])
+        return before
+
+    def reserve_job_ids(self, count: int) -> range:
+        """Reserve ``count`` fresh job ids. Ids never repeat, even if unused ones are lost."""
+        with self._write() as conn:
+            conn.execute(
+                update(CounterRow)
+                .where(CounterRow.name == "job_id")
+                .values(value=CounterRow.value + count)
+            )
+            top = conn.execute(
+                select(CounterRow.value).where(CounterRow.name == "job_id")
+            ).scalar_one()
+        return range(top - count + 1, top + 1)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def load_units(self, ids: Iterable[str] | None = None) -> list[Unit]:
+        """Units with their whole routing: the given ids, or every unfinished unit."""
+        units_q = select(UnitRow.__table__)
+        steps_q = select(StepRow.__table__).join(UnitRow, UnitRow.id == StepRow.unit_id)
+        if ids is None:
+            units_q = units_q.where(UnitRow.state.not_in(_FINISHED))
+            steps_q = steps_q.where(UnitRow.state.not_in(_FINISHED))
+        else:
+            wanted = list(ids)
+            units_q = units_q.where(UnitRow.id.in_(wanted))
+            steps_q = steps_q.where(UnitRow.id.in_(wanted))
+        with self._read() as conn:
+            units = {
+                r.id: _unit(r)
+                for r in conn.execute(
+                    units_q.order_by(UnitRow.released_at, UnitRow.order_id, UnitRow.seq)
+                )
+            }
+            for r in conn.execute(steps_q.order_by(StepRow.unit_id, StepRow.seq)):
+                units[r.unit_id].steps.append(_step(r))
+        return list(units.values())
+
+    def load_orders(self, ids: Iterable[str]) -> dict[str, Order]:
+        with self._read() as conn:
+            rows = conn.execute(select(OrderRow.__table__).where(OrderRow.id.in_(list(ids))))
+            return {r.id: Order(**r._mapping) for r in rows}
+
+    def program(self, program_id: str) -> Program:
+        with self._read() as conn:
+            row = conn.execute(
+                select(ProgramRow.__table__).where(ProgramRow.id == program_id)
+            ).one()
+        return Program(ProgramKind(row.kind), row.body)
+
+    def last_event_id(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.max(EventRow.id))).scalar() or 0)
+
+    def released_since(self, after_event_id: int) -> tuple[list[str], int]:
+        """Ids of units released after journal entry ``after_event_id``, and the last id seen."""
+        query = (
+            select(EventRow.id, EventRow.subject)
+            .where(
+                EventRow.id > after_event_id,
+                EventRow.kind == "unit",
+                EventRow.transition == "release",
+            )
+            .order_by(EventRow.id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [r.subject for r in rows], (rows[-1].id if rows else after_event_id)
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order with its unit counts by state, newest first."""
+        with self._read() as conn:
+            orders = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(OrderRow.__table__).order_by(OrderRow.released_at.desc(), OrderRow.id)
+                )
+            ]
+            counts: dict[str, dict[str, int]] = {}
+            for order_id, state in conn.execute(select(UnitRow.order_id, UnitRow.state)):
+                per = counts.setdefault(order_id, {})
+                per[state] = per.get(state, 0) + 1
+        for order in orders:
+            order["units"] = counts.get(order["id"], {})
+        return orders
+
+    def order_units(self, order_id: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(UnitRow.__table__)
+                    .where(UnitRow.order_id == order_id)
+                    .order_by(UnitRow.seq)
+                )
+            ]
+
+    def unit_record(self, unit_id: str) -> dict[str, Any] | None:
+        """The as-built record of a unit: every step with its jobs (cell, program, times,
+        result), and the unit's journal. None if there is no such unit."""
+        with self._read() as conn:
+            unit = conn.execute(select(UnitRow.__table__).where(UnitRow.id == unit_id)).first()
+            if unit is None:
+                return None
+            record = dict(unit._mapping)
+            steps = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(StepRow.__table__)
+                    .where(StepRow.unit_id == unit_id)
+                    .order_by(StepRow.seq)
+                )
+            ]
+            jobs: dict[str, list[dict[str, Any]]] = {}
+            for r in conn.execute(
+                select(JobRow.__table__).where(JobRow.unit_id == unit_id).order_by(JobRow.id)
+            ):
+                jobs.setdefault(r.step_id, []).append(dict(r._mapping))
+            for step in steps:
+                step["jobs"] = jobs.get(step["id"], [])
+            record["steps"] = steps
+            subjects = [unit_id, *(s["id"] for s in steps)]
+            record["journal"] = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(EventRow.__table__)
+                    .where(EventRow.subject.in_(subjects))
+                    .order_by(EventRow.id)
+                )
+            ]
+        return record
+
+    def order_jobs(self, order_id: str) -> list[dict[str, Any]]:
+        """Every job of every unit of an order, oldest first."""
+        query = (
+            select(JobRow.__table__)
+            .join(UnitRow, UnitRow.id == JobRow.unit_id)
+            .where(UnitRow.order_id == order_id)
+            .order_by(JobRow.id)
+        )
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def cells(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(CellRow.__table__).order_by(CellRow.name))
+            ]
+
+    def unit_states(self, order_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """Unit id -> state, optionally only for the given orders."""
+        query = select(UnitRow.id, UnitRow.state)
+        if order_ids is not None:
+            query = query.where(UnitRow.order_id.in_(list(order_ids)))
+        with self._read() as conn:
+            return {uid: state for uid, state in conn.execute(query)}
+
+    def events(self, kind: str | None = None, after_id: int = 0) -> list[dict[str, Any]]:
+        query = select(EventRow.__table__).where(EventRow.id > after_id).order_by(EventRow.id)
+        if kind is not None:
+            query = query.where(EventRow.kind == kind)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check`` on SQLite; "ok" elsewhere."""
+        if not self.is_sqlite:
+            return "ok"
+        with self._read() as conn:
+            return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+
+# -- row mapping ---------------------------------------------------------------------------
+
+_STEP_UPDATE = update(StepRow.__table__).where(StepRow.__table__.c.id == bindparam("k"))
+_UNIT_UPDATE = update(UnitRow.__table__).where(UnitRow.__table__.c.id == bindparam("k"))
+_CELL_UPDATE = update(CellRow.__table__).where(CellRow.__table__.c.name == bindparam("k"))
+_JOB_UPDATE = update(JobRow.__table__).where(JobRow.__table__.c.id == bindparam("k"))
+
+
+def _apply(conn: Connection, changes: Changes) -> None:
+    if changes.dispatched:
+        new_jobs = [
+            {
+                "id": job_id,
+                "step_id": s.id,
+                "unit_id": s.unit_id,
+                "cell": s.cell or "",
+                "program_id": s.program_id,
+                "state": s.state.value,
+                "dispatched_at": changes.dispatched[job_id],
+            }
+            for s in changes.steps.values()
+            if (job_id := s.job_id) is not None and job_id in changes.dispatched
+        ]
+        conn.execute(insert(JobRow), new_jobs)
+    if changes.steps:
+        conn.execute(_STEP_UPDATE, [{"k": s.id, **_step_state(s)} for s in changes.steps.values()])
+        jobs = [
+            {
+                "k": s.job_id,
+                "state": s.state.value,
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+                "result": s.result,
+            }
+            for s in changes.steps.values()
+            if s.job_id is not None
+        ]
+        if jobs:
+            conn.execute(_JOB_UPDATE, jobs)
+    if changes.units:
+        conn.execute(
+            _UNIT_UPDATE,
+            [
+                {"k": u.id, "state": u.state.value, "finished_at": u.finished_at}
+                for u in changes.units.values()
+            ],
+        )
+    if changes.cells:
+        at = max((e.at for e in changes.events), default=None)
+        conn.execute(
+            _CELL_UPDATE,
+            [
+                {
+                    "k": c.name,
+                    "state": c.state.value,
+                    "job_id": c.job_id,
+                    **({"updated_at": at} if at else {}),
+                }
+                for c in changes.cells.values()
+            ],
+        )
+    if changes.events:
+        conn.execute(insert(EventRow), [_event_row(e) for e in changes.events])
+
+
+def _order_row(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "released_at": order.released_at,
+        "priority": order.priority,
+        "due": order.due,
+        "source": order.source,
+        "digest": order.digest,
+    }
+
+
+def _unit_row(unit: Unit) -> dict[str, Any]:
+    return {
+        "id": unit.id,
+        "order_id": unit.order_id,
+        "seq": unit.seq,
+        "family": unit.family,
+        "options": unit.options,
+        "state": unit.state.value,
+        "released_at": unit.released_at,
+        "finished_at": unit.finished_at,
+    }
+
+
+def _step_state(step: Step) -> dict[str, Any]:
+    return {
+        "state": step.state.value,
+        "cell": step.cell,
+        "job_id": step.job_id,
+        "attempts": step.attempts,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+        "result": step.result,
+    }
+
+
+def _step_row(step: Step) -> dict[str, Any]:
+    return {
+        "id": step.id,
+        "unit_id": step.unit_id,
+        "seq": step.seq,
+        "name": step.name,
+        "capability": step.capability,
+        "program_id": step.program_id,
+        "expected_s": step.expected_s,
+        **_step_state(step),
+    }
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "at": e.at,
+        "actor": e.actor,
+        "kind": e.kind,
+        "subject": e.subject,
+        "transition": e.transition,
+        "before": e.before,
+        "after": e.after,
+        "data": e.data,
+    }
+
+
+def _unit(r: Any) -> Unit:
+    return Unit(
+        id=r.id,
+        order_id=r.order_id,
+        seq=r.seq,
+        family=r.family,
+        options=dict(r.options),
+        released_at=r.released_at,
+        state=UnitState(r.state),
+        finished_at=r.finished_at,
+    )
+
+
+def _step(r: Any) -> Step:
+    return Step(
+        id=r.id,
+        unit_id=r.unit_id,
+        seq=r.seq,
+        name=r.name,
+        capability=r.capability,
+        program_id=r.program_id,
+        expected_s=r.expected_s,
+        state=StepState(r.state),
+        cell=r.cell,
+        job_id=r.job_id,
+        attempts=r.attempts,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+        result=dict(r.result or {}),
+    )
+
+
+def _redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL, synchronous=FULL, foreign keys, and IMMEDIATE write transactions."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take over transaction control from pysqlite so BEGIN is ours to issue.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "DEFERRED" if conn.get_execution_options().get("mes_read") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+__all__ = ["DEFAULT_DB", "Changes", "Store", "resolve_url"]

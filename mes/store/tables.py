@@ -1,0 +1,144 @@
+"""The database schema, as SQLModel tables. Only the store imports this module.
+
+Times are stored as naive UTC (:class:`UtcDateTime`) and come back timezone-aware, so
+SQLite and PostgreSQL give the same values. Job ids come from the ``counter`` table in
+reserved blocks and are never reused, even across restarts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Index, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC, returned as an aware UTC datetime."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class CounterRow(SQLModel, table=True):
+    __tablename__ = "counter"
+
+    name: str = Field(primary_key=True)
+    value: int = 0
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    id: str = Field(primary_key=True)
+    released_at: datetime = Field(sa_type=UtcDateTime)
+    priority: int = 0
+    due: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    source: str = ""
+    digest: str = ""
+
+
+class UnitRow(SQLModel, table=True):
+    __tablename__ = "unit"
+    __table_args__ = (Index("ix_unit_state", "state"),)
+
+    id: str = Field(primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True)
+    seq: int
+    family: str
+    options: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    state: str
+    released_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class ProgramRow(SQLModel, table=True):
+    __tablename__ = "program"
+
+    id: str = Field(primary_key=True)
+    kind: str
+    body: str
+
+
+class StepRow(SQLModel, table=True):
+    __tablename__ = "step"
+
+    id: str = Field(primary_key=True)
+    unit_id: str = Field(foreign_key="unit.id", index=True)
+    seq: int
+    name: str
+    capability: str
+    program_id: str = Field(foreign_key="program.id")
+    expected_s: float
+    state: str
+    cell: str | None = None
+    job_id: int | None = None
+    attempts: int = 0
+    started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    result: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class JobRow(SQLModel, table=True):
+    """One hand-off of a step to a cell: the as-built record keeps every attempt."""
+
+    __tablename__ = "job"
+
+    id: int = Field(primary_key=True)
+    step_id: str = Field(foreign_key="step.id", index=True)
+    unit_id: str = Field(index=True)
+    cell: str
+    program_id: str
+    state: str
+    dispatched_at: datetime = Field(sa_type=UtcDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    result: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class CellRow(SQLModel, table=True):
+    __tablename__ = "cell"
+
+    name: str = Field(primary_key=True)
+    capabilities: list[str] = Field(default_factory=list, sa_type=JSON)
+    driver_kind: str
+    state: str
+    job_id: int | None = None
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class EventRow(SQLModel, table=True):
+    """The append-only journal."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_subject", "kind", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UtcDateTime)
+    actor: str
+    kind: str
+    subject: str
+    transition: str
+    before: str = ""
+    after: str = ""
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)

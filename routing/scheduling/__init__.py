@@ -1,0 +1,1 @@
+"""Scheduling and dispatch (pure): which cell runs each step, and in what order."""
