@@ -1,0 +1,199 @@
+"""Rules that relate several keys of a validated file, each reported at the key at fault.
+
+The pydantic models (:mod:`mes.settings.schema`) have checked each value alone; these
+checks run on the validated models and return :class:`~mes.settings.issues.Issue` values
+whose paths point at the one key to fix (``options.material.min``, not ``options``).
+They also turn a clean family file into the :class:`routing.family.Family` the planner
+uses, so the option defaults are checked by the very code that checks orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from mes.settings.issues import Issue, describe
+from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
+from mes.settings.toml_lines import KeyLines, KeyPath
+from routing.family import Family, OptionKind, OptionSpec, OptionValue, StepSpec
+
+
+def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
+    """Duplicate cell names, duplicate capabilities, stray duration factors.
+
+    Args:
+        config: the validated plant file.
+        lines: its key lines, to say where a duplicate was first seen.
+
+    Returns:
+        Every issue found, empty when the plant is sound.
+    """
+    issues = _duplicates(
+        ((("cells", i, "name"), cell.name) for i, cell in enumerate(config.cells)),
+        "cell name",
+        lines,
+    )
+    for i, cell in enumerate(config.cells):
+        seen: set[str] = set()
+        for j, capability in enumerate(cell.capabilities):
+            if capability in seen:
+                issues.append(
+                    Issue(("cells", i, "capabilities", j), f"duplicate capability {capability!r}")
+                )
+            seen.add(capability)
+        for capability in cell.duration_factors:
+            if capability not in seen:
+                issues.append(
+                    Issue(
+                        ("cells", i, "duration_factors", capability),
+                        f"{capability!r} is not a capability of this cell "
+                        f"(it has: {', '.join(cell.capabilities)})",
+                    )
+                )
+    return issues
+
+
+def check_family(config: FamilyConfig, lines: KeyLines, source: str) -> tuple[list[Issue], Family]:
+    """Check a validated family file and build its :class:`Family`.
+
+    Args:
+        config: the validated family file.
+        lines: its key lines, to say where a duplicate was first seen.
+        source: the file, recorded on the family for later messages.
+
+    Returns:
+        The issues found, and the family (only meaningful when there are none).
+    """
+    issues: list[Issue] = []
+    options: dict[str, OptionSpec] = {}
+    for name, option in config.options.items():
+        found, spec = _check_option(name, option, lines)
+        issues += found
+        options[name] = spec
+    issues += _duplicates(
+        ((("steps", i, "name"), step.name) for i, step in enumerate(config.steps)),
+        "step name",
+        lines,
+    )
+    known = ", ".join(config.options) or "none"
+    for i, step in enumerate(config.steps):
+        for j, parameter in enumerate(step.parameters):
+            if parameter not in config.options:
+                issues.append(
+                    Issue(
+                        ("steps", i, "parameters", j),
+                        f"unknown option {parameter!r} (family has: {known})",
+                    )
+                )
+    family = Family(
+        name=config.family.name,
+        options=options,
+        steps=tuple(
+            StepSpec(s.name, s.capability, s.duration_s, tuple(s.parameters)) for s in config.steps
+        ),
+        description=config.family.description,
+        source=source,
+    )
+    return issues, family
+
+
+def check_capabilities(config: FamilyConfig, cells: Sequence[CellConfig]) -> list[Issue]:
+    """Every step of the family needs a capability that at least one cell offers.
+
+    Args:
+        config: a validated family file.
+        cells: the plant's cells.
+
+    Returns:
+        One issue per step whose capability no cell offers.
+    """
+    offered = sorted({c for cell in cells for c in cell.capabilities})
+    return [
+        Issue(
+            ("steps", i, "capability"),
+            f"no cell offers {step.capability!r} (cells offer: {', '.join(offered)})",
+        )
+        for i, step in enumerate(config.steps)
+        if step.capability not in offered
+    ]
+
+
+def _check_option(
+    name: str, option: OptionConfig, lines: KeyLines
+) -> tuple[list[Issue], OptionSpec]:
+    base: KeyPath = ("options", name)
+    issues: list[Issue] = []
+    allowed = OPTION_KEYS[option.type] | {"type", "default"}
+    # model_fields_set holds the keys written in the file, defaults excluded.
+    for key in sorted(option.model_fields_set - allowed):
+        issues.append(Issue((*base, key), f"not allowed for a {option.type} option"))
+    if option.type == "choice":
+        if option.choices is None:
+            issues.append(Issue((*base, "choices"), "is required for a choice option"))
+        elif not option.choices:
+            issues.append(Issue((*base, "choices"), "must not be empty"))
+        else:
+            issues += _duplicates(
+                (((*base, "choices", j), c) for j, c in enumerate(option.choices)), "choice", lines
+            )
+    if option.min is not None and option.max is not None and option.min > option.max:
+        issues.append(
+            Issue(
+                (*base, "min"),
+                f"min ({option.min:g}) is greater than max ({option.max:g})",
+            )
+        )
+    spec = OptionSpec(
+        name=name,
+        kind=OptionKind(option.type),
+        choices=tuple(option.choices or ()),
+        min=option.min,
+        max=option.max,
+        step=option.step,
+        unit=option.unit,
+        max_length=option.max_length,
+        allowed_chars=option.allowed_chars,
+    )
+    if option.default is None or issues:
+        # A default can only be judged against an option that is itself sound.
+        return issues, spec
+    try:
+        default = _coerce_default(spec, option.default)
+    except ValueError as exc:
+        issues.append(Issue((*base, "default"), str(exc)))
+        return issues, spec
+    return issues, replace(spec, default=default)
+
+
+def _coerce_default(spec: OptionSpec, value: object) -> OptionValue:
+    """``spec.coerce``, after asking for the TOML type the option's kind implies.
+
+    ``coerce`` accepts text for numbers and booleans, as order files need; a config
+    file has real types, and ``default = "160"`` is more likely a slip than a wish.
+    """
+    if spec.kind in (OptionKind.CHOICE, OptionKind.TEXT):
+        wanted, ok = "a string", isinstance(value, str)
+    elif spec.kind is OptionKind.BOOLEAN:
+        wanted, ok = "true or false", isinstance(value, bool)
+    elif spec.kind is OptionKind.INTEGER:
+        wanted, ok = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    else:
+        wanted = "a number"
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        raise ValueError(f"must be {wanted} (got {describe(value)})")
+    return spec.coerce(value)
+
+
+def _duplicates(named: Iterable[tuple[KeyPath, str]], what: str, lines: KeyLines) -> list[Issue]:
+    """An issue at each repeat of a value, naming where it was first seen."""
+    first: dict[str, KeyPath] = {}
+    issues: list[Issue] = []
+    for path, value in named:
+        if value not in first:
+            first[value] = path
+            continue
+        line = lines.exact(first[value])
+        where = f" (first at line {line})" if line is not None else ""
+        issues.append(Issue(path, f"duplicate {what} {value!r}{where}"))
+    return issues

@@ -1,0 +1,185 @@
+"""The shape of the plant file and of product family files, as pydantic models.
+
+These models check each file on its own: keys, types, ranges, name patterns. Rules that
+relate several keys (a duration factor for a capability the cell lacks, a default that
+is not among the choices) live in :mod:`mes.settings.checks`, because pydantic cannot
+point such an error at the key at fault, and here every error names its key.
+
+Every model is frozen, forbids unknown keys and is strict: a TOML string is not quietly
+read as a number or a boolean (an integer is still accepted where a float is wanted).
+
+Drivers: :data:`DriverConfig` is a union discriminated by ``kind``. Adding a kind takes
+one model with ``kind: Literal["name"]`` and one member in that union; the loader's
+messages list the known kinds from the union itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+CAPABILITY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+OPTION_TYPES = ("choice", "integer", "decimal", "text", "boolean")
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid name (lowercase letters, digits, '-' and '_', "
+            "starting with a letter or digit, at most 48 characters)"
+        )
+    return value
+
+
+def _capability(value: str) -> str:
+    if not CAPABILITY_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid capability (dotted lowercase words, e.g. 'print.fdm')"
+        )
+    return value
+
+
+def _identifier(value: str) -> str:
+    if not IDENTIFIER_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid option name "
+            "(lowercase letters, digits and '_', starting with a letter)"
+        )
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+Capability = Annotated[str, AfterValidator(_capability)]
+Identifier = Annotated[str, AfterValidator(_identifier)]
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# -- plant.toml -------------------------------------------------------------------
+
+
+class PlantSection(_Model):
+    """``[plant]``: the plant's name and where its product families live."""
+
+    name: NonBlank
+    products: NonBlank = "products"
+    """Directory of family files, relative to the plant file."""
+
+
+class SimDriverConfig(_Model):
+    """The in-process simulated cell."""
+
+    kind: Literal["sim"]
+    fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    speed: float = Field(default=1.0, gt=0.0)
+
+
+# One member per driver kind, e.g. ``SimDriverConfig | ModbusDriverConfig``.
+DriverConfig = Annotated[SimDriverConfig, Field(discriminator="kind")]
+
+
+def driver_kinds() -> tuple[str, ...]:
+    """The ``kind`` of every driver model in :data:`DriverConfig`, in union order."""
+    union = get_args(DriverConfig)[0]
+    members = get_args(union) if get_origin(union) is not None else (union,)
+    return tuple(str(get_args(m.model_fields["kind"].annotation)[0]) for m in members)
+
+
+class CellConfig(_Model):
+    """One ``[[cells]]`` entry: a machine, what it can do, and how to drive it."""
+
+    name: Name
+    capabilities: list[Capability] = Field(min_length=1)
+    area: str = ""
+    rerun_interrupted: bool = False
+    duration_factors: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
+    driver: DriverConfig
+
+    def duration_factor(self, capability: str) -> float:
+        """How much longer (> 1) or shorter (< 1) this cell takes for ``capability``.
+
+        Args:
+            capability: a capability name such as ``print.fdm``.
+
+        Returns:
+            The configured factor, 1.0 when none is set.
+        """
+        return self.duration_factors.get(capability, 1.0)
+
+
+class PlantConfig(_Model):
+    """The whole plant file."""
+
+    plant: PlantSection
+    cells: list[CellConfig] = Field(min_length=1)
+
+
+# -- products/*.toml --------------------------------------------------------------
+
+
+class FamilySection(_Model):
+    """``[family]``: the family's name and a line for people."""
+
+    name: Name
+    description: str = ""
+
+
+class OptionConfig(_Model):
+    """``[options.NAME]``: one option a buyer chooses.
+
+    Which keys go with which ``type`` is checked by :mod:`mes.settings.checks` (see
+    :data:`OPTION_KEYS`), so the error can name the key that does not belong.
+    """
+
+    type: Literal["choice", "integer", "decimal", "text", "boolean"]
+    # Any here: the default is checked against the option by OptionSpec.coerce, whose
+    # messages are the ones a planner sees for orders too.
+    default: Any = None
+    choices: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+    step: float | None = Field(default=None, gt=0.0)
+    unit: str = ""
+    max_length: int | None = Field(default=None, gt=0)
+    allowed_chars: str | None = None
+
+
+# Keys that belong to each option type; ``type`` and ``default`` belong to all.
+OPTION_KEYS: dict[str, frozenset[str]] = {
+    "choice": frozenset({"choices"}),
+    "integer": frozenset({"min", "max", "step", "unit"}),
+    "decimal": frozenset({"min", "max", "step", "unit"}),
+    "text": frozenset({"max_length", "allowed_chars"}),
+    "boolean": frozenset(),
+}
+
+
+class StepConfig(_Model):
+    """One ``[[steps]]`` entry of the family's process plan."""
+
+    name: NonBlank
+    capability: Capability
+    duration_s: float = Field(gt=0.0)
+    parameters: list[str] = Field(default_factory=list)
+
+
+class FamilyConfig(_Model):
+    """A whole product family file."""
+
+    family: FamilySection
+    options: dict[Identifier, OptionConfig] = Field(default_factory=dict)
+    steps: list[StepConfig] = Field(min_length=1)
