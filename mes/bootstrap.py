@@ -27,8 +27,9 @@ def build_driver(cell: CellConfig, *, speed: float = 1.0, seed: int | str = 0) -
     """The driver for one configured cell. ``speed`` scales simulated cells' time."""
     config = cell.driver
     if isinstance(config, SimDriverConfig):
-        return SimCell(cell.name, speed=speed * config.speed, fault_rate=config.fault_rate,
-                       seed=seed)
+        return SimCell(
+            cell.name, speed=speed * config.speed, fault_rate=config.fault_rate, seed=seed
+        )
     raise NotImplementedError(f"no driver for kind {config.kind!r}")  # pragma: no cover
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from mes.errors import InputError, MesError, NotFound
-from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
+from mes.settings import DEFAULT_PLANT_PATH, load_plant
 from mes.store import Store
 
 app = typer.Typer(
@@ -120,8 +120,11 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, controller.stop)
-        print(f"controller running: {len(config.cells)} cells, store {store.url}; "
-              "Ctrl-C stops (twice: at once)", flush=True)
+        print(
+            f"controller running: {len(config.cells)} cells, store {store.url}; "
+            "Ctrl-C stops (twice: at once)",
+            flush=True,
+        )
         await controller.run()
 
     try:
@@ -141,8 +144,10 @@ def check(
 ) -> None:
     """Validate the plant and product configuration; print a summary or every error."""
     plant = load_plant(path)
-    print(f"{plant.path}: OK: plant {plant.config.plant.name!r}, {len(plant.cells)} cells, "
-          f"{len(plant.families)} product families")
+    print(
+        f"{plant.path}: OK: plant {plant.config.plant.name!r}, {len(plant.cells)} cells, "
+        f"{len(plant.families)} product families"
+    )
     rows = [[c.name, c.driver.kind, ", ".join(c.capabilities)] for c in plant.cells]
     print(_table(["cell", "driver", "capabilities"], rows))
     rows = [
@@ -169,8 +174,9 @@ def order_release(
     specs = read_order_file(file)
     store = Store.open(db)
     try:
-        result = release(store, specs, config.families, datetime.now(UTC), source=str(file),
-                         actor="cli")
+        result = release(
+            store, specs, config.families, datetime.now(UTC), source=str(file), actor="cli"
+        )
     finally:
         store.close()
     for order_id in result.released:
@@ -192,13 +198,21 @@ def order_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         print(json.dumps(orders, default=_json_default, indent=1))
         return
     rows = [
-        [o["id"], _when(o["released_at"]), str(o["priority"]), _when(o["due"]),
-         str(sum(o["units"].values())),
-         ", ".join(f"{n} {s}" for s, n in sorted(o["units"].items()))]
+        [
+            o["id"],
+            _when(o["released_at"]),
+            str(o["priority"]),
+            _when(o["due"]),
+            str(sum(o["units"].values())),
+            ", ".join(f"{n} {s}" for s, n in sorted(o["units"].items())),
+        ]
         for o in orders
     ]
-    print(_table(["order", "released", "prio", "due", "units", "states"], rows)
-          if rows else "no orders")
+    print(
+        _table(["order", "released", "prio", "due", "units", "states"], rows)
+        if rows
+        else "no orders"
+    )
 
 
 @unit_app.command("show")
@@ -219,22 +233,45 @@ def unit_show(
         print(json.dumps(record, default=_json_default, indent=1))
         return
     options = ", ".join(f"{k}={v!r}" for k, v in record["options"].items())
-    print(f"unit {record['id']}  order {record['order_id']}  family {record['family']}  "
-          f"state {record['state']}\noptions: {options}")
+    print(
+        f"unit {record['id']}  order {record['order_id']}  family {record['family']}  "
+        f"state {record['state']}\noptions: {options}"
+    )
     rows = []
     for step in record["steps"]:
         jobs = step["jobs"] or [None]
         for job in jobs:
-            rows.append([
-                str(step["seq"]), step["name"], step["capability"],
-                step["state"] if job is None or job["id"] == step["job_id"] else "-",
-                str(job["id"]) if job else "", job["cell"] if job else "",
-                step["program_id"][:12], _when(job["started_at"]) if job else "",
-                _when(job["finished_at"]) if job else "",
-                _result(job) if job else "",
-            ])
-    print(_table(["#", "step", "capability", "state", "job", "cell", "program", "start",
-                  "end", "result"], rows))
+            rows.append(
+                [
+                    str(step["seq"]),
+                    step["name"],
+                    step["capability"],
+                    step["state"] if job is None or job["id"] == step["job_id"] else "-",
+                    str(job["id"]) if job else "",
+                    job["cell"] if job else "",
+                    step["program_id"][:12],
+                    _when(job["started_at"]) if job else "",
+                    _when(job["finished_at"]) if job else "",
+                    _result(job) if job else "",
+                ]
+            )
+    print(
+        _table(
+            [
+                "#",
+                "step",
+                "capability",
+                "state",
+                "job",
+                "cell",
+                "program",
+                "start",
+                "end",
+                "result",
+            ],
+            rows,
+        )
+    )
 
 
 @cell_app.command("list")
@@ -248,10 +285,22 @@ def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print(json.dumps(cells, default=_json_default, indent=1))
         return
-    rows = [[c["name"], c["state"], c["driver_kind"], ", ".join(c["capabilities"]),
-             str(c["job_id"] or ""), _when(c["updated_at"])] for c in cells]
-    print(_table(["cell", "state", "driver", "capabilities", "job", "since"], rows)
-          if rows else "no cells recorded yet: start the controller (mes run or mes demo)")
+    rows = [
+        [
+            c["name"],
+            c["state"],
+            c["driver_kind"],
+            ", ".join(c["capabilities"]),
+            str(c["job_id"] or ""),
+            _when(c["updated_at"]),
+        ]
+        for c in cells
+    ]
+    print(
+        _table(["cell", "state", "driver", "capabilities", "job", "since"], rows)
+        if rows
+        else "no cells recorded yet: start the controller (mes run or mes demo)"
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -277,11 +326,11 @@ def _json_default(value: object) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-              for r in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
 
 
@@ -293,8 +342,7 @@ def main() -> None:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         count = len(exc.problems)
-        print(f"{count} problem{'s' if count != 1 else ''}; nothing was changed",
-              file=sys.stderr)
+        print(f"{count} problem{'s' if count != 1 else ''}; nothing was changed", file=sys.stderr)
         sys.exit(2)
     except MesError as exc:
         print(f"error: {exc}", file=sys.stderr)

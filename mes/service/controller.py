@@ -276,7 +276,7 @@ class Controller:
                     step.dispatch(cell.name, job_id, now), self.actor, cell=cell.name, job_id=job_id
                 )
             )
-            changes.dispatched[job_id] = now
+            changes.job(step, at=now)
             changes.add(Event.of(cell.handle(CellEvent.START, now), self.actor, job_id=job_id))
             cell.job_id = job_id
             if unit.state is UnitState.RELEASED:
@@ -341,6 +341,7 @@ class Controller:
                 if step.state is StepState.DISPATCHED:
                     changes.add(Event.of(step.handle(StepEvent.ACCEPT, now), self.actor))
                     step.started_at = step.started_at or now
+                    changes.job(step)
                 changes.add(step)
                 action = Action("follow", job)
             elif status.last_job_id == step.job_id and status.last_report is not None:
@@ -385,6 +386,7 @@ class Controller:
         changes = Changes()
         changes.add(Event.of(step.handle(StepEvent.ACCEPT, now), self.actor, job_id=job.job_id))
         step.started_at = now
+        changes.job(step)
         changes.add(Event.of(cell.handle(CellEvent.ACCEPT, now), self.actor, job_id=job.job_id))
         changes.add(step, cell)
         await self.recorder.commit(changes)
@@ -402,6 +404,7 @@ class Controller:
                 ),
                 step,
             )
+            changes.job(step, state="rejected")
             self.ready[step.id] = step
             self._avoid[step.id] = name
         if cell.state is CellState.STARTING:
@@ -447,6 +450,7 @@ class Controller:
             step.started_at = step.started_at or now
             step.finished_at = now
             step.result = {"outcome": report.outcome.value, "measurements": report.measurements}
+            changes.job(step)
             if cell.state in (CellState.STARTING, CellState.EXECUTE):
                 changes.add(Event.of(cell.handle(CellEvent.COMPLETE, now), self.actor))
             self._advance(unit, changes, now)
@@ -468,6 +472,7 @@ class Controller:
             )
             step.finished_at = now
             step.result = {"outcome": "unsuccessful", "code": code, "text": text}
+            changes.job(step)
             if cell.state in (CellState.STARTING, CellState.EXECUTE):
                 changes.add(
                     Event.of(cell.handle(CellEvent.FAULT, now), self.actor, code=code, text=text)
@@ -520,6 +525,8 @@ class Controller:
             ),
             step,
         )
+        step.result = {"outcome": "interrupted", "text": reason}
+        changes.job(step)
         assert step.cell is not None
         if self.setups[step.cell].rerun_interrupted:
             changes.add(

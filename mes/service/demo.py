@@ -59,8 +59,10 @@ class Progress:
                 count = f" {self.finished}/{self.total}" if self.total else ""
                 self._line(f"unit {e.subject} {e.after:<8}{count}")
             elif e.kind == "step" and e.transition == "fail":
-                self._line(f"fault on {e.data.get('cell')}: {e.data.get('code')} "
-                           f"{e.data.get('text')} ({e.subject})")
+                self._line(
+                    f"fault on {e.data.get('cell')}: {e.data.get('code')} "
+                    f"{e.data.get('text')} ({e.subject})"
+                )
             elif e.kind == "step" and e.transition == "interrupt":
                 self._line(f"interrupted: {e.subject} ({e.data.get('reason')})")
         if self.total is not None and self.finished >= self.total:
@@ -71,8 +73,9 @@ class Progress:
             print(f"[{time.monotonic() - self.start:7.1f}s] {text}", file=self.out, flush=True)
 
 
-def summarise(store: Store, order_id: str, wall_s: float, speed: float,
-              cells: list[str]) -> dict[str, Any]:
+def summarise(
+    store: Store, order_id: str, wall_s: float, speed: float, cells: list[str]
+) -> dict[str, Any]:
     """The demo's figures: units by state, makespan, throughput and per-cell utilisation."""
     units = store.order_units(order_id)
     jobs = store.order_jobs(order_id)
@@ -96,8 +99,7 @@ def summarise(store: Store, order_id: str, wall_s: float, speed: float,
         "makespan_s": round(wall_s, 3),
         "plant_makespan_s": round(plant_s, 1),
         "throughput_per_h": round(done / (plant_s / 3600), 2) if plant_s > 0 else 0.0,
-        "utilisation": {c: round(min(1.0, busy[c] / wall_s), 3) if wall_s else 0.0
-                        for c in cells},
+        "utilisation": {c: round(min(1.0, busy[c] / wall_s), 3) if wall_s else 0.0 for c in cells},
     }
 
 
@@ -122,10 +124,13 @@ async def run_demo(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, controller.stop)
     try:
-        result = release(store, [spec], plant.families, datetime.now(UTC), source="demo",
-                         actor="demo")
-        progress._line(f"released order {spec.id}: {result.units} custom units on "
-                       f"{len(plant.cells)} cells (speed x{speed:g})")
+        result = release(
+            store, [spec], plant.families, datetime.now(UTC), source="demo", actor="demo"
+        )
+        progress._line(
+            f"released order {spec.id}: {result.units} custom units on "
+            f"{len(plant.cells)} cells (speed x{speed:g})"
+        )
         if on_controller:
             on_controller(controller)
         runner = asyncio.create_task(controller.run())

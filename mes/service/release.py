@@ -54,8 +54,11 @@ def prepare(
     for spec in specs:
         order_id = spec.id or f"O-{uuid.uuid4().hex[:10]}"
         if order_id in seen:
-            problems.append(Problem("order id given twice in this release", source, spec.line,
-                                    f"order {order_id}"))
+            problems.append(
+                Problem(
+                    "order id given twice in this release", source, spec.line, f"order {order_id}"
+                )
+            )
         seen.add(order_id)
         configured: list[tuple[Family, dict[str, OptionValue]]] = []
         for unit_spec in spec.units:
@@ -63,9 +66,14 @@ def prepare(
             family = families.get(unit_spec.family)
             if family is None:
                 known = ", ".join(sorted(families)) or "none"
-                problems.append(Problem(f"unknown product family {unit_spec.family!r} "
-                                        f"(known: {known})", source, unit_spec.line,
-                                        f"{where}: family"))
+                problems.append(
+                    Problem(
+                        f"unknown product family {unit_spec.family!r} (known: {known})",
+                        source,
+                        unit_spec.line,
+                        f"{where}: family",
+                    )
+                )
                 continue
             try:
                 configured.append((family, dict(family.configure(unit_spec.options))))
@@ -83,11 +91,28 @@ def prepare(
             for planned in plan(family, options):
                 programs[planned.program.id] = planned.program
                 unit.steps.append(
-                    Step(f"{unit.id}/{planned.name}", unit.id, planned.seq, planned.name,
-                         planned.capability, planned.program.id, planned.expected_s)
+                    Step(
+                        f"{unit.id}/{planned.name}",
+                        unit.id,
+                        planned.seq,
+                        planned.name,
+                        planned.capability,
+                        planned.program.id,
+                        planned.expected_s,
+                    )
                 )
-            events.append(Event(now, actor, "unit", unit.id, "release", "", unit.state.value,
-                                {"order": order_id, "family": family.name}))
+            events.append(
+                Event(
+                    now,
+                    actor,
+                    "unit",
+                    unit.id,
+                    "release",
+                    "",
+                    unit.state.value,
+                    {"order": order_id, "family": family.name},
+                )
+            )
             for step in unit.next_ready():
                 events.append(Event.of(step.handle(StepEvent.READY, now), actor))
             units.append(unit)

@@ -77,7 +77,24 @@ class Changes:
     steps: dict[str, Step] = field(default_factory=dict)
     cells: dict[str, Cell] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
-    dispatched: dict[int, datetime] = field(default_factory=dict)
+    jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def job(self, step: Step, at: datetime | None = None, state: str | None = None) -> None:
+        """Snapshot the job a step holds now (its state as of this moment, or ``state``).
+
+        ``at`` marks a new hand-off: the job row is created, dispatched at ``at``.
+        """
+        assert step.job_id is not None
+        previous = self.jobs.get(step.job_id, {})
+        self.jobs[step.job_id] = {
+            **previous,
+            "k": step.job_id,
+            "state": state or step.state.value,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "result": dict(step.result),
+            **({"new": _job_row(step, at)} if at is not None else {}),
+        }
 
     def add(self, *items: Unit | Step | Cell | Event) -> None:
         for item in items:
@@ -95,10 +112,11 @@ class Changes:
         self.steps.update(other.steps)
         self.cells.update(other.cells)
         self.events.extend(other.events)
-        self.dispatched.update(other.dispatched)
+        for job_id, snapshot in other.jobs.items():
+            self.jobs[job_id] = {**self.jobs.get(job_id, {}), **snapshot}
 
     def __bool__(self) -> bool:
-        return bool(self.units or self.steps or self.cells or self.events)
+        return bool(self.units or self.steps or self.cells or self.events or self.jobs)
 
 
 class Store:
@@ -450,36 +468,16 @@ _JOB_UPDATE = update(JobRow.__table__).where(JobRow.__table__.c.id == bindparam(
 
 
 def _apply(conn: Connection, changes: Changes) -> None:
-    if changes.dispatched:
-        new_jobs = [
-            {
-                "id": job_id,
-                "step_id": s.id,
-                "unit_id": s.unit_id,
-                "cell": s.cell or "",
-                "program_id": s.program_id,
-                "state": s.state.value,
-                "dispatched_at": changes.dispatched[job_id],
-            }
-            for s in changes.steps.values()
-            if (job_id := s.job_id) is not None and job_id in changes.dispatched
-        ]
+    new_jobs = [j["new"] for j in changes.jobs.values() if "new" in j]
+    if new_jobs:
         conn.execute(insert(JobRow), new_jobs)
+    if changes.jobs:
+        conn.execute(
+            _JOB_UPDATE,
+            [{k: v for k, v in j.items() if k != "new"} for j in changes.jobs.values()],
+        )
     if changes.steps:
         conn.execute(_STEP_UPDATE, [{"k": s.id, **_step_state(s)} for s in changes.steps.values()])
-        jobs = [
-            {
-                "k": s.job_id,
-                "state": s.state.value,
-                "started_at": s.started_at,
-                "finished_at": s.finished_at,
-                "result": s.result,
-            }
-            for s in changes.steps.values()
-            if s.job_id is not None
-        ]
-        if jobs:
-            conn.execute(_JOB_UPDATE, jobs)
     if changes.units:
         conn.execute(
             _UNIT_UPDATE,
@@ -504,6 +502,18 @@ def _apply(conn: Connection, changes: Changes) -> None:
         )
     if changes.events:
         conn.execute(insert(EventRow), [_event_row(e) for e in changes.events])
+
+
+def _job_row(step: Step, at: datetime) -> dict[str, Any]:
+    return {
+        "id": step.job_id,
+        "step_id": step.id,
+        "unit_id": step.unit_id,
+        "cell": step.cell or "",
+        "program_id": step.program_id,
+        "state": step.state.value,
+        "dispatched_at": at,
+    }
 
 
 def _order_row(order: Order) -> dict[str, Any]:

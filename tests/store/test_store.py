@@ -31,8 +31,14 @@ def make_order(order_id: str = "SO-1", digest: str = "d1", units: int = 2):
     program = Program.recipe({"width_mm": 160, "text": "ALICE"})
     made = []
     for seq in range(1, units + 1):
-        unit = Unit(f"{order_id}.{seq}", order_id, seq, "nameplate",
-                    {"width_mm": 160, "text": "ALICE", "gloss": True, "depth": 1.5}, T0)
+        unit = Unit(
+            f"{order_id}.{seq}",
+            order_id,
+            seq,
+            "nameplate",
+            {"width_mm": 160, "text": "ALICE", "gloss": True, "depth": 1.5},
+            T0,
+        )
         unit.steps = [
             Step(f"{unit.id}/print", unit.id, 1, "print", "print.fdm", program.id, 900.0),
             Step(f"{unit.id}/engrave", unit.id, 2, "engrave", "laser.engrave", program.id, 120.0),
@@ -59,7 +65,9 @@ def test_release_round_trip(store: Store):
     assert unit.options == {"width_mm": 160, "text": "ALICE", "gloss": True, "depth": 1.5}
     assert unit.released_at == T0 and unit.released_at.tzinfo is not None
     assert [(s.seq, s.name, s.state) for s in unit.steps] == [
-        (1, "print", StepState.READY), (2, "engrave", StepState.PENDING)]
+        (1, "print", StepState.READY),
+        (2, "engrave", StepState.PENDING),
+    ]
     assert store.load_orders(["SO-1"])["SO-1"] == order
     assert store.program(programs[0].id) == programs[0]
     ids, last = store.released_since(0)
@@ -70,7 +78,7 @@ def test_release_is_idempotent_by_order_id_and_refuses_other_content(store: Stor
     order, units, programs, events = make_order()
     store.release([order], units, programs, events)
     assert store.release([order], units, programs, events) == {"SO-1"}
-    other, units2, programs2, events2 = make_order("SO-1", digest="d2")
+    other, units2, _, events2 = make_order("SO-1", digest="d2")
     new, units3, programs3, events3 = make_order("SO-2")
     with pytest.raises(OrderError, match="already released with other content"):
         store.release([new, other], units3 + units2, programs3, events3 + events2)
@@ -91,7 +99,7 @@ def test_apply_records_transitions_jobs_and_journal_in_one_batch(store: Store):
     changes = Changes()
     changes.add(Event.of(cell.handle(CellEvent.CONNECT, T0), "c"))
     changes.add(Event.of(step.dispatch("printer-1", job_id, T0), "c", job_id=job_id))
-    changes.dispatched[job_id] = T0
+    changes.job(step, at=T0)
     changes.add(Event.of(unit.handle(UnitEvent.START, T0), "c"))
     changes.add(step, unit, cell)
     store.apply(changes)
@@ -103,6 +111,7 @@ def test_apply_records_transitions_jobs_and_journal_in_one_batch(store: Store):
     changes.add(Event.of(step.handle(StepEvent.COMPLETE, t1), "c"))
     step.finished_at = t1
     step.result = {"outcome": "successful", "measurements": {"width_mm": 160.1}}
+    changes.job(step)
     changes.add(step)
     store.apply(changes)
 
@@ -112,10 +121,19 @@ def test_apply_records_transitions_jobs_and_journal_in_one_batch(store: Store):
     assert (first["state"], first["cell"], first["job_id"]) == ("done", "printer-1", job_id)
     (job,) = first["jobs"]
     assert (job["id"], job["cell"], job["started_at"], job["finished_at"]) == (
-        job_id, "printer-1", T0, t1)
+        job_id,
+        "printer-1",
+        T0,
+        t1,
+    )
     assert job["result"]["measurements"] == {"width_mm": 160.1}
     assert [e["transition"] for e in record["journal"]] == [
-        "release", "dispatch", "start", "accept", "complete"]
+        "release",
+        "dispatch",
+        "start",
+        "accept",
+        "complete",
+    ]
     assert store.cells()[0]["state"] == "idle"
 
 

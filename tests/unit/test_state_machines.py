@@ -116,8 +116,12 @@ def test_every_state_is_reachable_and_only_terminal_states_are_dead_ends(
 
 def test_table_refuses_an_ambiguous_row():
     with pytest.raises(ValueError, match="ambiguous"):
-        table([(StepState.READY, StepEvent.DISPATCH, StepState.DISPATCHED),
-               (StepState.READY, StepEvent.DISPATCH, StepState.RUNNING)])
+        table(
+            [
+                (StepState.READY, StepEvent.DISPATCH, StepState.DISPATCHED),
+                (StepState.READY, StepEvent.DISPATCH, StepState.RUNNING),
+            ]
+        )
 
 
 def test_dispatch_takes_a_new_job_id_and_counts_attempts():
@@ -132,9 +136,7 @@ def test_dispatch_takes_a_new_job_id_and_counts_attempts():
 
 def test_unit_finishing_stamps_the_time_and_next_ready_follows_the_sequence():
     unit = make_unit(UnitState.RELEASED)
-    unit.steps = [
-        Step(f"O1.1/s{i}", "O1.1", i, f"s{i}", "test", "p", 1.0) for i in (1, 2, 3)
-    ]
+    unit.steps = [Step(f"O1.1/s{i}", "O1.1", i, f"s{i}", "test", "p", 1.0) for i in (1, 2, 3)]
     assert [s.seq for s in unit.next_ready()] == [1]
     unit.steps[0].state = StepState.DONE
     unit.steps[1].state = StepState.RUNNING

@@ -1,0 +1,137 @@
+"""The controller against scripted cells: dispatch, hand-off, faults, stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mes.domain import StepState
+from tests.service.conftest import build, release_units, running
+
+
+def unit_done(unit_id: str):
+    return lambda e: e.kind == "unit" and e.subject == unit_id and e.after in ("done", "failed")
+
+
+async def test_a_unit_runs_its_routing_to_done_and_every_step_is_recorded(store):
+    (unit_id,) = release_units(store)
+    plant = build(store)
+    async with running(plant):
+        cut = await plant.started("a1")  # a1 is faster than a2 for cap.a
+        assert (cut.step_id, cut.expected_s) == (f"{unit_id}/cut", 10.0)
+        plant.fakes["a1"].progress(cut.job_id, 0.5)
+        plant.fakes["a1"].complete(cut.job_id, length_mm=120.2)
+        check = await plant.started("b1")
+        assert check.job_id != cut.job_id
+        plant.fakes["b1"].complete(check.job_id)
+        await plant.wait_for(unit_done(unit_id))
+
+    record = store.unit_record(unit_id)
+    assert record["state"] == "done" and record["finished_at"] is not None
+    steps = record["steps"]
+    assert [(s["name"], s["state"], s["cell"], s["job_id"]) for s in steps] == [
+        ("cut", "done", "a1", cut.job_id),
+        ("check", "done", "b1", check.job_id),
+    ]
+    job = steps[0]["jobs"][0]
+    assert job["state"] == "done"
+    assert job["result"] == {"outcome": "successful", "measurements": {"length_mm": 120.2}}
+    assert job["started_at"] <= job["finished_at"]
+    journal = [(e["subject"].split("/")[-1], e["transition"]) for e in record["journal"]]
+    assert journal == [
+        (unit_id, "release"),
+        ("cut", "ready"),
+        ("cut", "dispatch"),
+        (unit_id, "start"),
+        ("cut", "accept"),
+        ("cut", "complete"),
+        ("check", "ready"),
+        ("check", "dispatch"),
+        ("check", "accept"),
+        ("check", "complete"),
+        (unit_id, "finish"),
+    ]
+    assert {c["name"]: c["state"] for c in store.cells()} == {
+        "a1": "idle",
+        "a2": "idle",
+        "b1": "idle",
+    }
+
+
+async def test_a_faulted_step_is_retried_on_another_cell_then_fails_the_unit(store):
+    (unit_id,) = release_units(store)
+    plant = build(store)  # max_attempts=2
+    async with running(plant):
+        first = await plant.started("a1")
+        plant.fakes["a1"].fault(first.job_id, "E101", "material runout")
+        second = await plant.started("a2")  # avoids the cell it failed on
+        assert second.job_id > first.job_id
+        plant.fakes["a2"].fault(second.job_id, "E204", "spindle overload")
+        await plant.wait_for(unit_done(unit_id))
+
+    record = store.unit_record(unit_id)
+    assert record["state"] == "failed"
+    jobs = record["steps"][0]["jobs"]
+    assert [(j["cell"], j["state"], j["result"]["code"]) for j in jobs] == [
+        ("a1", "failed", "E101"),
+        ("a2", "failed", "E204"),
+    ]
+    assert record["steps"][0]["attempts"] == 2
+    # The cells recovered from the job fault and are ready for other work.
+    assert {c["name"]: c["state"] for c in store.cells()}["a1"] == "idle"
+
+
+async def test_several_units_share_the_cells_one_job_per_cell_at_a_time(store):
+    units = release_units(store, count=4)
+    plant = build(store)
+    async with running(plant):
+        handed = [await plant.started("a1"), await plant.started("a2")]
+        for _ in range(4):
+            job = handed.pop(0)
+            cell = "a1" if job in plant.fakes["a1"].started else "a2"
+            assert plant.fakes[cell].running == job.job_id
+            plant.fakes[cell].complete(job.job_id)
+            if len(plant.fakes["a1"].started) + len(plant.fakes["a2"].started) < 4:
+                handed.append(await plant.started(cell))
+            check = await plant.started("b1")
+            plant.fakes["b1"].complete(check.job_id)
+        for unit_id in units:
+            await plant.wait_for(unit_done(unit_id))
+    assert set(store.unit_states().values()) == {"done"}
+    job_ids = [j.job_id for f in plant.fakes.values() for j in f.started]
+    assert len(job_ids) == len(set(job_ids)) == 8
+
+
+async def test_graceful_stop_hands_out_nothing_new_and_follows_the_running_job(store):
+    (unit_id,) = release_units(store)
+    plant = build(store)
+    task = asyncio.create_task(plant.controller.run())
+    cut = await plant.started("a1")
+    plant.controller.stop()
+    plant.fakes["a1"].complete(cut.job_id)
+    async with asyncio.timeout(5):
+        await task
+    steps = {s["name"]: s for s in store.unit_record(unit_id)["steps"]}
+    assert steps["cut"]["state"] == StepState.DONE.value
+    assert steps["check"]["state"] == StepState.READY.value  # left for the next run
+    assert plant.fakes["b1"].started == []
+
+
+async def test_a_second_stop_returns_at_once_leaving_the_job_recoverable(store):
+    (unit_id,) = release_units(store)
+    plant = build(store)
+    task = asyncio.create_task(plant.controller.run())
+    await plant.started("a1")
+    plant.controller.stop()
+    plant.controller.stop()
+    async with asyncio.timeout(5):
+        await task
+    steps = {s["name"]: s for s in store.unit_record(unit_id)["steps"]}
+    assert steps["cut"]["state"] == StepState.RUNNING.value
+
+
+async def test_released_while_running_is_picked_up(store):
+    plant = build(store)
+    async with running(plant):
+        (unit_id,) = release_units(store, order_id="LATE")
+        job = await plant.started("a1")
+        assert job.unit_id == unit_id
