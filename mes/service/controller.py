@@ -47,6 +47,7 @@ from mes.domain import (
     UnitState,
 )
 from mes.domain.step import ON_CELL
+from mes.errors import StoreError
 from mes.service.recorder import Recorder
 from mes.service.supervisor import Action, Backoff, CellSupervisor
 from mes.store import Changes, Store
@@ -157,10 +158,23 @@ class Controller:
                     await task
             for supervisor in self.supervisors.values():
                 await supervisor.driver.aclose()
+            with contextlib.suppress(StoreError):
+                await self._all_offline("controller stopped")
             await self.recorder.aclose()
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    async def _all_offline(self, reason: str) -> None:
+        """Record that no cell is driven any more (a job on a cell is still recoverable)."""
+        changes, now = Changes(), self.clock()
+        for cell in self.cells.values():
+            if cell.state is not CellState.OFFLINE:
+                changes.add(
+                    Event.of(cell.handle(CellEvent.DISCONNECT, now), self.actor, reason=reason),
+                    cell,
+                )
+        await self.recorder.commit(changes)
 
     async def _drain(self) -> None:
         busy = [s for s in self.supervisors.values() if s.busy]

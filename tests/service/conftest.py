@@ -63,14 +63,14 @@ class Plant:
                 if not future.done() and predicate(event):
                     future.set_result(event)
 
-    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 5.0) -> Event:
+    async def wait_for(self, predicate: Callable[[Event], bool], seconds: float = 5.0) -> Event:
         """The first durable journal entry (already seen or to come) that matches."""
         for event in self.events:
             if predicate(event):
                 return event
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._waiters.append((predicate, future))
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             return await future
 
     async def started(self, cell: str):

@@ -24,6 +24,9 @@ async def test_a_unit_runs_its_routing_to_done_and_every_step_is_recorded(store)
         assert check.job_id != cut.job_id
         plant.fakes["b1"].complete(check.job_id)
         await plant.wait_for(unit_done(unit_id))
+        assert {c["name"]: c["state"] for c in store.cells()} == dict.fromkeys(
+            ("a1", "a2", "b1"), "idle"
+        )
 
     record = store.unit_record(unit_id)
     assert record["state"] == "done" and record["finished_at"] is not None
@@ -50,11 +53,8 @@ async def test_a_unit_runs_its_routing_to_done_and_every_step_is_recorded(store)
         ("check", "complete"),
         (unit_id, "finish"),
     ]
-    assert {c["name"]: c["state"] for c in store.cells()} == {
-        "a1": "idle",
-        "a2": "idle",
-        "b1": "idle",
-    }
+    # Stopped: the controller no longer drives any cell.
+    assert {c["state"] for c in store.cells()} == {"offline"}
 
 
 async def test_a_faulted_step_is_retried_on_another_cell_then_fails_the_unit(store):
@@ -67,6 +67,8 @@ async def test_a_faulted_step_is_retried_on_another_cell_then_fails_the_unit(sto
         assert second.job_id > first.job_id
         plant.fakes["a2"].fault(second.job_id, "E204", "spindle overload")
         await plant.wait_for(unit_done(unit_id))
+        # The cells recovered from the job fault and are ready for other work.
+        assert {c["name"]: c["state"] for c in store.cells()}["a1"] == "idle"
 
     record = store.unit_record(unit_id)
     assert record["state"] == "failed"
@@ -76,8 +78,6 @@ async def test_a_faulted_step_is_retried_on_another_cell_then_fails_the_unit(sto
         ("a2", "failed", "E204"),
     ]
     assert record["steps"][0]["attempts"] == 2
-    # The cells recovered from the job fault and are ready for other work.
-    assert {c["name"]: c["state"] for c in store.cells()}["a1"] == "idle"
 
 
 async def test_several_units_share_the_cells_one_job_per_cell_at_a_time(store):
