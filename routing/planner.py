@@ -29,7 +29,7 @@ def plan(family: Family, options: Mapping[str, OptionValue]) -> list[PlannedStep
     steps: list[PlannedStep] = []
     for seq, spec in enumerate(family.steps, start=1):
         names = spec.parameters or tuple(options)
-        parameters = {"step": spec.name, "family": family.name}
+        parameters: dict[str, OptionValue] = {"step": spec.name, "family": family.name}
         parameters.update({name: options[name] for name in names})
         steps.append(
             PlannedStep(

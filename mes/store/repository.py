@@ -36,16 +36,16 @@ from sqlmodel import SQLModel
 from mes.domain import Cell, Event, Order, Program, ProgramKind, Step, StepState, Unit, UnitState
 from mes.errors import OrderError, Problem, StoreError
 from mes.store.tables import (
+    CELLS,
+    COUNTER,
+    EVENTS,
+    JOBS,
+    META,
+    ORDERS,
+    PROGRAMS,
     SCHEMA_VERSION,
-    CellRow,
-    CounterRow,
-    EventRow,
-    JobRow,
-    MetaRow,
-    OrderRow,
-    ProgramRow,
-    StepRow,
-    UnitRow,
+    STEPS,
+    UNITS,
 )
 
 DEFAULT_DB = "sqlite:///mes.db"
@@ -166,10 +166,10 @@ class Store:
         try:
             SQLModel.metadata.create_all(self.engine)
             with self._write() as conn:
-                found = conn.execute(select(MetaRow.value).where(MetaRow.key == "schema")).scalar()
+                found = conn.execute(select(META.c.value).where(META.c.key == "schema")).scalar()
                 if found is None:
-                    conn.execute(insert(MetaRow), [{"key": "schema", "value": str(SCHEMA_VERSION)}])
-                    conn.execute(insert(CounterRow), [{"name": "job_id", "value": 0}])
+                    conn.execute(insert(META), [{"key": "schema", "value": str(SCHEMA_VERSION)}])
+                    conn.execute(insert(COUNTER), [{"name": "job_id", "value": 0}])
         except OperationalError as exc:
             raise StoreError(f"cannot open database {self.url}: {exc.orig}") from exc
         if found is not None and int(found) != SCHEMA_VERSION:
@@ -219,7 +219,7 @@ class Store:
         with self._write() as conn:
             ids = [o.id for o in orders]
             stored = dict(
-                conn.execute(select(OrderRow.id, OrderRow.digest).where(OrderRow.id.in_(ids))).all()
+                conn.execute(select(ORDERS.c.id, ORDERS.c.digest).where(ORDERS.c.id.in_(ids))).all()
             )
             clashes = [o for o in orders if o.id in stored and stored[o.id] != o.digest]
             if clashes:
@@ -239,7 +239,7 @@ class Store:
             events = [e for e in events if e.subject.split("/")[0] in unit_ids]
             by_id = {p.id: p for p in programs}
             known = set(
-                conn.execute(select(ProgramRow.id).where(ProgramRow.id.in_(list(by_id)))).scalars()
+                conn.execute(select(PROGRAMS.c.id).where(PROGRAMS.c.id.in_(list(by_id)))).scalars()
             )
             new_programs = [
                 {"id": pid, "kind": p.kind.value, "body": p.body}
@@ -248,14 +248,14 @@ class Store:
             ]
             new_orders = [_order_row(o) for o in orders if o.id not in same]
             if new_orders:
-                conn.execute(insert(OrderRow), new_orders)
+                conn.execute(insert(ORDERS), new_orders)
             if new_programs:
-                conn.execute(insert(ProgramRow), new_programs)
+                conn.execute(insert(PROGRAMS), new_programs)
             if units:
-                conn.execute(insert(UnitRow), [_unit_row(u) for u in units])
-                conn.execute(insert(StepRow), [_step_row(s) for u in units for s in u.steps])
+                conn.execute(insert(UNITS), [_unit_row(u) for u in units])
+                conn.execute(insert(STEPS), [_step_row(s) for u in units for s in u.steps])
             if events:
-                conn.execute(insert(EventRow), [_event_row(e) for e in events])
+                conn.execute(insert(EVENTS), [_event_row(e) for e in events])
         return same
 
     def apply(self, changes: Changes) -> None:
@@ -272,7 +272,7 @@ class Store:
             The rows as they were before this call, by name (their last known state).
         """
         with self._write() as conn:
-            before = {r.name: dict(r._mapping) for r in conn.execute(select(CellRow.__table__))}
+            before = {r.name: dict(r._mapping) for r in conn.execute(select(CELLS))}
             for cell in cells:
                 values = {
                     "capabilities": sorted(cell.capabilities),
@@ -282,21 +282,21 @@ class Store:
                     "updated_at": at,
                 }
                 if cell.name in before:
-                    conn.execute(update(CellRow).where(CellRow.name == cell.name).values(**values))
+                    conn.execute(update(CELLS).where(CELLS.c.name == cell.name).values(**values))
                 else:
-                    conn.execute(insert(CellRow), [{"name": cell.name, **values}])
+                    conn.execute(insert(CELLS), [{"name": cell.name, **values}])
         return before
 
     def reserve_job_ids(self, count: int) -> range:
         """Reserve ``count`` fresh job ids. Ids never repeat, even if unused ones are lost."""
         with self._write() as conn:
             conn.execute(
-                update(CounterRow)
-                .where(CounterRow.name == "job_id")
-                .values(value=CounterRow.value + count)
+                update(COUNTER)
+                .where(COUNTER.c.name == "job_id")
+                .values(value=COUNTER.c.value + count)
             )
             top = conn.execute(
-                select(CounterRow.value).where(CounterRow.name == "job_id")
+                select(COUNTER.c.value).where(COUNTER.c.name == "job_id")
             ).scalar_one()
         return range(top - count + 1, top + 1)
 
@@ -304,52 +304,50 @@ class Store:
 
     def load_units(self, ids: Iterable[str] | None = None) -> list[Unit]:
         """Units with their whole routing: the given ids, or every unfinished unit."""
-        units_q = select(UnitRow.__table__)
-        steps_q = select(StepRow.__table__).join(UnitRow, UnitRow.id == StepRow.unit_id)
+        units_q = select(UNITS)
+        steps_q = select(STEPS).join(UNITS, UNITS.c.id == STEPS.c.unit_id)
         if ids is None:
-            units_q = units_q.where(UnitRow.state.not_in(_FINISHED))
-            steps_q = steps_q.where(UnitRow.state.not_in(_FINISHED))
+            units_q = units_q.where(UNITS.c.state.not_in(_FINISHED))
+            steps_q = steps_q.where(UNITS.c.state.not_in(_FINISHED))
         else:
             wanted = list(ids)
-            units_q = units_q.where(UnitRow.id.in_(wanted))
-            steps_q = steps_q.where(UnitRow.id.in_(wanted))
+            units_q = units_q.where(UNITS.c.id.in_(wanted))
+            steps_q = steps_q.where(UNITS.c.id.in_(wanted))
         with self._read() as conn:
             units = {
                 r.id: _unit(r)
                 for r in conn.execute(
-                    units_q.order_by(UnitRow.released_at, UnitRow.order_id, UnitRow.seq)
+                    units_q.order_by(UNITS.c.released_at, UNITS.c.order_id, UNITS.c.seq)
                 )
             }
-            for r in conn.execute(steps_q.order_by(StepRow.unit_id, StepRow.seq)):
+            for r in conn.execute(steps_q.order_by(STEPS.c.unit_id, STEPS.c.seq)):
                 units[r.unit_id].steps.append(_step(r))
         return list(units.values())
 
     def load_orders(self, ids: Iterable[str]) -> dict[str, Order]:
         with self._read() as conn:
-            rows = conn.execute(select(OrderRow.__table__).where(OrderRow.id.in_(list(ids))))
+            rows = conn.execute(select(ORDERS).where(ORDERS.c.id.in_(list(ids))))
             return {r.id: Order(**r._mapping) for r in rows}
 
     def program(self, program_id: str) -> Program:
         with self._read() as conn:
-            row = conn.execute(
-                select(ProgramRow.__table__).where(ProgramRow.id == program_id)
-            ).one()
+            row = conn.execute(select(PROGRAMS).where(PROGRAMS.c.id == program_id)).one()
         return Program(ProgramKind(row.kind), row.body)
 
     def last_event_id(self) -> int:
         with self._read() as conn:
-            return int(conn.execute(select(func.max(EventRow.id))).scalar() or 0)
+            return int(conn.execute(select(func.max(EVENTS.c.id))).scalar() or 0)
 
     def released_since(self, after_event_id: int) -> tuple[list[str], int]:
         """Ids of units released after journal entry ``after_event_id``, and the last id seen."""
         query = (
-            select(EventRow.id, EventRow.subject)
+            select(EVENTS.c.id, EVENTS.c.subject)
             .where(
-                EventRow.id > after_event_id,
-                EventRow.kind == "unit",
-                EventRow.transition == "release",
+                EVENTS.c.id > after_event_id,
+                EVENTS.c.kind == "unit",
+                EVENTS.c.transition == "release",
             )
-            .order_by(EventRow.id)
+            .order_by(EVENTS.c.id)
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
@@ -361,11 +359,11 @@ class Store:
             orders = [
                 dict(r._mapping)
                 for r in conn.execute(
-                    select(OrderRow.__table__).order_by(OrderRow.released_at.desc(), OrderRow.id)
+                    select(ORDERS).order_by(ORDERS.c.released_at.desc(), ORDERS.c.id)
                 )
             ]
             counts: dict[str, dict[str, int]] = {}
-            for order_id, state in conn.execute(select(UnitRow.order_id, UnitRow.state)):
+            for order_id, state in conn.execute(select(UNITS.c.order_id, UNITS.c.state)):
                 per = counts.setdefault(order_id, {})
                 per[state] = per.get(state, 0) + 1
         for order in orders:
@@ -377,9 +375,7 @@ class Store:
             return [
                 dict(r._mapping)
                 for r in conn.execute(
-                    select(UnitRow.__table__)
-                    .where(UnitRow.order_id == order_id)
-                    .order_by(UnitRow.seq)
+                    select(UNITS).where(UNITS.c.order_id == order_id).order_by(UNITS.c.seq)
                 )
             ]
 
@@ -387,21 +383,19 @@ class Store:
         """The as-built record of a unit: every step with its jobs (cell, program, times,
         result), and the unit's journal. None if there is no such unit."""
         with self._read() as conn:
-            unit = conn.execute(select(UnitRow.__table__).where(UnitRow.id == unit_id)).first()
+            unit = conn.execute(select(UNITS).where(UNITS.c.id == unit_id)).first()
             if unit is None:
                 return None
             record = dict(unit._mapping)
             steps = [
                 dict(r._mapping)
                 for r in conn.execute(
-                    select(StepRow.__table__)
-                    .where(StepRow.unit_id == unit_id)
-                    .order_by(StepRow.seq)
+                    select(STEPS).where(STEPS.c.unit_id == unit_id).order_by(STEPS.c.seq)
                 )
             ]
             jobs: dict[str, list[dict[str, Any]]] = {}
             for r in conn.execute(
-                select(JobRow.__table__).where(JobRow.unit_id == unit_id).order_by(JobRow.id)
+                select(JOBS).where(JOBS.c.unit_id == unit_id).order_by(JOBS.c.id)
             ):
                 jobs.setdefault(r.step_id, []).append(dict(r._mapping))
             for step in steps:
@@ -411,9 +405,7 @@ class Store:
             record["journal"] = [
                 dict(r._mapping)
                 for r in conn.execute(
-                    select(EventRow.__table__)
-                    .where(EventRow.subject.in_(subjects))
-                    .order_by(EventRow.id)
+                    select(EVENTS).where(EVENTS.c.subject.in_(subjects)).order_by(EVENTS.c.id)
                 )
             ]
         return record
@@ -421,33 +413,30 @@ class Store:
     def order_jobs(self, order_id: str) -> list[dict[str, Any]]:
         """Every job of every unit of an order, oldest first."""
         query = (
-            select(JobRow.__table__)
-            .join(UnitRow, UnitRow.id == JobRow.unit_id)
-            .where(UnitRow.order_id == order_id)
-            .order_by(JobRow.id)
+            select(JOBS)
+            .join(UNITS, UNITS.c.id == JOBS.c.unit_id)
+            .where(UNITS.c.order_id == order_id)
+            .order_by(JOBS.c.id)
         )
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def cells(self) -> list[dict[str, Any]]:
         with self._read() as conn:
-            return [
-                dict(r._mapping)
-                for r in conn.execute(select(CellRow.__table__).order_by(CellRow.name))
-            ]
+            return [dict(r._mapping) for r in conn.execute(select(CELLS).order_by(CELLS.c.name))]
 
     def unit_states(self, order_ids: Iterable[str] | None = None) -> dict[str, str]:
         """Unit id -> state, optionally only for the given orders."""
-        query = select(UnitRow.id, UnitRow.state)
+        query = select(UNITS.c.id, UNITS.c.state)
         if order_ids is not None:
-            query = query.where(UnitRow.order_id.in_(list(order_ids)))
+            query = query.where(UNITS.c.order_id.in_(list(order_ids)))
         with self._read() as conn:
             return {uid: state for uid, state in conn.execute(query)}
 
     def events(self, kind: str | None = None, after_id: int = 0) -> list[dict[str, Any]]:
-        query = select(EventRow.__table__).where(EventRow.id > after_id).order_by(EventRow.id)
+        query = select(EVENTS).where(EVENTS.c.id > after_id).order_by(EVENTS.c.id)
         if kind is not None:
-            query = query.where(EventRow.kind == kind)
+            query = query.where(EVENTS.c.kind == kind)
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -461,16 +450,16 @@ class Store:
 
 # -- row mapping ---------------------------------------------------------------------------
 
-_STEP_UPDATE = update(StepRow.__table__).where(StepRow.__table__.c.id == bindparam("k"))
-_UNIT_UPDATE = update(UnitRow.__table__).where(UnitRow.__table__.c.id == bindparam("k"))
-_CELL_UPDATE = update(CellRow.__table__).where(CellRow.__table__.c.name == bindparam("k"))
-_JOB_UPDATE = update(JobRow.__table__).where(JobRow.__table__.c.id == bindparam("k"))
+_STEP_UPDATE = update(STEPS).where(STEPS.c.id == bindparam("k"))
+_UNIT_UPDATE = update(UNITS).where(UNITS.c.id == bindparam("k"))
+_CELL_UPDATE = update(CELLS).where(CELLS.c.name == bindparam("k"))
+_JOB_UPDATE = update(JOBS).where(JOBS.c.id == bindparam("k"))
 
 
 def _apply(conn: Connection, changes: Changes) -> None:
     new_jobs = [j["new"] for j in changes.jobs.values() if "new" in j]
     if new_jobs:
-        conn.execute(insert(JobRow), new_jobs)
+        conn.execute(insert(JOBS), new_jobs)
     if changes.jobs:
         conn.execute(
             _JOB_UPDATE,
@@ -501,7 +490,7 @@ def _apply(conn: Connection, changes: Changes) -> None:
             ],
         )
     if changes.events:
-        conn.execute(insert(EventRow), [_event_row(e) for e in changes.events])
+        conn.execute(insert(EVENTS), [_event_row(e) for e in changes.events])
 
 
 def _job_row(step: Step, at: datetime) -> dict[str, Any]:

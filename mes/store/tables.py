@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Index, TypeDecorator
+from sqlalchemy import JSON, DateTime, Dialect, Index, Table, TypeDecorator
 from sqlmodel import Field, SQLModel
 
 SCHEMA_VERSION = 1
@@ -142,3 +142,21 @@ class EventRow(SQLModel, table=True):
     before: str = ""
     after: str = ""
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+# Core handles, typed, for the repository's bulk statements.
+META = _table(MetaRow)
+COUNTER = _table(CounterRow)
+ORDERS = _table(OrderRow)
+UNITS = _table(UnitRow)
+PROGRAMS = _table(ProgramRow)
+STEPS = _table(StepRow)
+JOBS = _table(JobRow)
+CELLS = _table(CellRow)
+EVENTS = _table(EventRow)
