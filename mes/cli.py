@@ -106,6 +106,10 @@ def run(
     plant: PlantOption = DEFAULT_PLANT_PATH,
     db: DbOption = None,
     headless: Annotated[bool, typer.Option(help="Print progress lines only.")] = False,
+    speed: Annotated[
+        float,
+        typer.Option(min=0.001, help="Time scale of simulated cells (real machines ignore it)."),
+    ] = 1.0,
 ) -> None:
     """Run the production controller; resumes whatever is unfinished in the store."""
     from mes.bootstrap import build_controller
@@ -115,7 +119,7 @@ def run(
     store = Store.open(db)
 
     async def main() -> None:
-        controller = build_controller(config, store)
+        controller = build_controller(config, store, speed=speed)
         controller.recorder.subscribe(Progress("", None, sys.stdout))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -57,7 +57,7 @@ class Progress:
             if e.kind == "unit" and e.after in TERMINAL and e.subject.startswith(self.order_id):
                 self.finished += 1
                 count = f" {self.finished}/{self.total}" if self.total else ""
-                self._line(f"unit {e.subject} {e.after:<8}{count}")
+                self._line(f"unit {e.subject} {e.after}{count}")
             elif e.kind == "step" and e.transition == "fail":
                 self._line(
                     f"fault on {e.data.get('cell')}: {e.data.get('code')} "

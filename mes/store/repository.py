@@ -14,12 +14,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     bindparam,
     create_engine,
     event,
@@ -246,16 +248,16 @@ class Store:
                 for pid, p in by_id.items()
                 if pid not in known
             ]
-            new_orders = [_order_row(o) for o in orders if o.id not in same]
+            new_orders = [_row(ORDERS, o) for o in orders if o.id not in same]
             if new_orders:
                 conn.execute(insert(ORDERS), new_orders)
             if new_programs:
                 conn.execute(insert(PROGRAMS), new_programs)
             if units:
-                conn.execute(insert(UNITS), [_unit_row(u) for u in units])
-                conn.execute(insert(STEPS), [_step_row(s) for u in units for s in u.steps])
+                conn.execute(insert(UNITS), [_row(UNITS, u) for u in units])
+                conn.execute(insert(STEPS), [_row(STEPS, s) for u in units for s in u.steps])
             if events:
-                conn.execute(insert(EVENTS), [_event_row(e) for e in events])
+                conn.execute(insert(EVENTS), [_row(EVENTS, e) for e in events])
         return same
 
     def apply(self, changes: Changes) -> None:
@@ -490,81 +492,35 @@ def _apply(conn: Connection, changes: Changes) -> None:
             ],
         )
     if changes.events:
-        conn.execute(insert(EVENTS), [_event_row(e) for e in changes.events])
+        conn.execute(insert(EVENTS), [_row(EVENTS, e) for e in changes.events])
+
+
+def _row(table: Table, item: object, only: Iterable[str] | None = None) -> dict[str, Any]:
+    """The row for ``item``: its attributes named like ``table``'s columns, enums as values."""
+    names = only if only is not None else (c.name for c in table.c)
+    row = {}
+    for name in names:
+        if hasattr(item, name):
+            value = getattr(item, name)
+            row[name] = value.value if isinstance(value, StrEnum) else value
+    return row
+
+
+_STEP_STATE = ("state", "cell", "job_id", "attempts", "started_at", "finished_at", "result")
 
 
 def _job_row(step: Step, at: datetime) -> dict[str, Any]:
     return {
+        **_row(JOBS, step),
         "id": step.job_id,
         "step_id": step.id,
-        "unit_id": step.unit_id,
         "cell": step.cell or "",
-        "program_id": step.program_id,
-        "state": step.state.value,
         "dispatched_at": at,
     }
 
 
-def _order_row(order: Order) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "released_at": order.released_at,
-        "priority": order.priority,
-        "due": order.due,
-        "source": order.source,
-        "digest": order.digest,
-    }
-
-
-def _unit_row(unit: Unit) -> dict[str, Any]:
-    return {
-        "id": unit.id,
-        "order_id": unit.order_id,
-        "seq": unit.seq,
-        "family": unit.family,
-        "options": unit.options,
-        "state": unit.state.value,
-        "released_at": unit.released_at,
-        "finished_at": unit.finished_at,
-    }
-
-
 def _step_state(step: Step) -> dict[str, Any]:
-    return {
-        "state": step.state.value,
-        "cell": step.cell,
-        "job_id": step.job_id,
-        "attempts": step.attempts,
-        "started_at": step.started_at,
-        "finished_at": step.finished_at,
-        "result": step.result,
-    }
-
-
-def _step_row(step: Step) -> dict[str, Any]:
-    return {
-        "id": step.id,
-        "unit_id": step.unit_id,
-        "seq": step.seq,
-        "name": step.name,
-        "capability": step.capability,
-        "program_id": step.program_id,
-        "expected_s": step.expected_s,
-        **_step_state(step),
-    }
-
-
-def _event_row(e: Event) -> dict[str, Any]:
-    return {
-        "at": e.at,
-        "actor": e.actor,
-        "kind": e.kind,
-        "subject": e.subject,
-        "transition": e.transition,
-        "before": e.before,
-        "after": e.after,
-        "data": e.data,
-    }
+    return _row(STEPS, step, _STEP_STATE)
 
 
 def _unit(r: Any) -> Unit:

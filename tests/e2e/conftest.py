@@ -29,50 +29,25 @@ def mes(
     )
 
 
-FAST_PLANT = """
-[plant]
-name = "Fast test plant"
-products = "{products}"
-
-[[cells]]
-name = "printer-1"
-capabilities = ["print.fdm"]
-rerun_interrupted = true
-[cells.driver]
-kind = "sim"
-speed = 3000
-
-[[cells]]
-name = "printer-2"
-capabilities = ["print.fdm"]
-rerun_interrupted = true
-[cells.driver]
-kind = "sim"
-speed = 3000
-
-[[cells]]
-name = "laser-1"
-capabilities = ["laser.engrave", "cnc.route"]
-rerun_interrupted = true
-[cells.driver]
-kind = "sim"
-speed = 3000
-
-[[cells]]
-name = "bench-1"
-capabilities = ["assembly", "test"]
-rerun_interrupted = true
-[cells.driver]
-kind = "sim"
-speed = 3000
-"""
+FAST_CELLS = {
+    "printer-1": ["print.fdm"],
+    "printer-2": ["print.fdm"],
+    "laser-1": ["laser.engrave", "cnc.route"],
+    "bench-1": ["assembly", "test"],
+}
 
 
 @pytest.fixture
 def fast_plant(tmp_path: Path) -> Path:
     """A plant of four sim cells running 3000x faster than real time, demo families."""
+    text = f'[plant]\nname = "Fast test plant"\nproducts = "{REPO / "config" / "products"}"\n'
+    for name, capabilities in FAST_CELLS.items():
+        text += (
+            f'\n[[cells]]\nname = "{name}"\ncapabilities = {capabilities!r}\n'
+            'rerun_interrupted = true\n[cells.driver]\nkind = "sim"\nspeed = 3000\n'
+        ).replace("'", '"')
     path = tmp_path / "plant.toml"
-    path.write_text(FAST_PLANT.format(products=REPO / "config" / "products"))
+    path.write_text(text)
     return path
 
 
