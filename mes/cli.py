@@ -250,7 +250,7 @@ def unit_show(
                     str(step["seq"]),
                     step["name"],
                     step["capability"],
-                    step["state"] if job is None or job["id"] == step["job_id"] else "-",
+                    step["state"] if job is None else job["state"],
                     str(job["id"]) if job else "",
                     job["cell"] if job else "",
                     step["program_id"][:12],
@@ -314,6 +314,8 @@ def _result(job: dict[str, Any]) -> str:
     result = job.get("result") or {}
     if "code" in result:
         return f"{result['code']} {result.get('text', '')}"
+    if "text" in result:
+        return f"{result.get('outcome', '')}: {result['text']}"
     measurements = result.get("measurements") or {}
     text = " ".join(f"{k}={v}" for k, v in measurements.items())
     return f"{result.get('outcome', '')} {text}".strip()
