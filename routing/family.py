@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from mes.errors import OrderError, Problem
+from routing.expr import Expression, ExpressionError
 
 OptionValue = str | int | float | bool
 
@@ -151,13 +152,58 @@ def _parse_number(value: object, integer: bool) -> int | float:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgramSpec:
+    """What a step's machine gets: G-code from a named generator, or a recipe.
+
+    Each parameter is an expression of the unit's options.
+    """
+
+    parameters: Mapping[str, Expression]
+    generator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StepSpec:
-    """One step of a family's process plan."""
+    """One step of a family's process plan.
+
+    ``after`` names the steps that must be done (or skipped) first; ``None`` means the
+    step before it in the plan, so a plain list is a sequence. ``when`` skips the step
+    for units whose options make it false. ``duration`` (an expression) overrides the
+    constant ``duration_s``. ``attributes`` (e.g. material, colour) drive setup times.
+    """
 
     name: str
     capability: str
     duration_s: float
     parameters: tuple[str, ...] = ()
+    when: Expression | None = None
+    after: tuple[str, ...] | None = None
+    duration: Expression | None = None
+    program: ProgramSpec | None = None
+    attributes: Mapping[str, Expression] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A constraint across options: when ``when`` holds (or always), ``require`` must."""
+
+    require: Expression
+    message: str
+    when: Expression | None = None
+
+    def broken(self, values: Mapping[str, OptionValue]) -> bool:
+        """Whether these option values break the rule.
+
+        Raises:
+            ExpressionError: the rule cannot be evaluated for these values.
+        """
+        if self.when is not None and not self.when.truth(values):
+            return False
+        return not self.require.truth(values)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self.require.names | (self.when.names if self.when else frozenset())
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +215,7 @@ class Family:
     steps: tuple[StepSpec, ...]
     description: str = ""
     source: str = field(default="", compare=False)
+    rules: tuple[Rule, ...] = ()
 
     def configure(self, chosen: Mapping[str, object]) -> dict[str, OptionValue]:
         """Check a unit's chosen options and fill in defaults.
@@ -198,6 +245,19 @@ class Family:
                 values[name] = spec.coerce(chosen[name])
             except ValueError as exc:
                 problems.append(Problem(str(exc), path=f"options.{name}"))
+        if problems:
+            raise OrderError(problems)
+        for number, rule in enumerate(self.rules, start=1):
+            names = ", ".join(f"options.{n}" for n in sorted(rule.names))
+            try:
+                broken = rule.broken(values)
+            except ExpressionError as exc:
+                problems.append(Problem(f"rule {number} cannot be checked: {exc}", path=names))
+                continue
+            if broken:
+                problems.append(
+                    Problem(f"{rule.message} (rule {number}: {rule.require})", path=names)
+                )
         if problems:
             raise OrderError(problems)
         return values

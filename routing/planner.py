@@ -1,12 +1,23 @@
-"""Expand one configured unit into its own routing: steps, programs, expected durations."""
+"""Expand one configured unit into its own routing: steps, programs, durations, precedence.
+
+Each step of the family's plan is kept or skipped by its condition, gets its expected
+duration from its expression, its precedence as sequence numbers, its setup attributes,
+and its program: a recipe of named parameters for a PLC cell, or a call of a G-code
+generator with this unit's parameters. A generator call is stored as such (and
+content-addressed); the G-code itself is made when the step is dispatched, so releasing
+thousands of units never waits for toolpaths.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mes.domain.job import Program
-from routing.family import Family, OptionValue
+from mes.domain.job import Program, ProgramKind
+from mes.errors import OrderError, Problem
+from routing.expr import ExpressionError, Value
+from routing.family import Family, OptionValue, StepSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,22 +29,64 @@ class PlannedStep:
     capability: str
     expected_s: float
     program: Program
+    skipped: bool = False
+    after: tuple[int, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+def generator_program(generator: str, parameters: Mapping[str, Value]) -> Program:
+    """The program that asks ``generator`` for G-code with these parameters."""
+    body = json.dumps(
+        {"generator": generator, "parameters": dict(parameters)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return Program(ProgramKind.GENERATOR, body)
 
 
 def plan(family: Family, options: Mapping[str, OptionValue]) -> list[PlannedStep]:
     """The routing of one unit whose options were already checked by ``family.configure``.
 
-    Each step's program is a recipe: the step, the family, and the options the step
-    declares (all options when it declares none).
+    Raises:
+        OrderError: the family's plan cannot be evaluated for these options (a step's
+            duration is not positive, a parameter expression fails); names the step.
     """
+    env: dict[str, Value] = dict(options)
+    seqs = {spec.name: seq for seq, spec in enumerate(family.steps, start=1)}
     steps: list[PlannedStep] = []
+    problems: list[Problem] = []
     for seq, spec in enumerate(family.steps, start=1):
-        names = spec.parameters or tuple(options)
-        parameters: dict[str, OptionValue] = {"step": spec.name, "family": family.name}
-        parameters.update({name: options[name] for name in names})
-        steps.append(
-            PlannedStep(
-                seq, spec.name, spec.capability, spec.duration_s, Program.recipe(parameters)
-            )
-        )
+        try:
+            steps.append(_plan_step(family, spec, seq, seqs, env))
+        except ExpressionError as exc:
+            problems.append(Problem(str(exc), path=f"step {spec.name}"))
+    if problems:
+        raise OrderError(problems)
     return steps
+
+
+def _plan_step(
+    family: Family, spec: StepSpec, seq: int, seqs: Mapping[str, int], env: Mapping[str, Value]
+) -> PlannedStep:
+    skipped = spec.when is not None and not spec.when.truth(env)
+    expected = spec.duration.number(env) if spec.duration is not None else spec.duration_s
+    if expected <= 0 and not skipped:
+        raise ExpressionError(f"expected duration must be positive (got {expected:g})")
+    after = (seq - 1,) if spec.after is None and seq > 1 else ()
+    if spec.after is not None:
+        after = tuple(seqs[name] for name in spec.after)
+    attributes = {key: str(expr.evaluate(env)) for key, expr in spec.attributes.items()}
+    if spec.program is not None:
+        parameters = {key: expr.evaluate(env) for key, expr in spec.program.parameters.items()}
+        if spec.program.generator is not None:
+            program = generator_program(spec.program.generator, parameters)
+        else:
+            program = Program.recipe(parameters)
+    else:
+        names = spec.parameters or tuple(env)
+        recipe: dict[str, Value] = {"step": spec.name, "family": family.name}
+        recipe.update({name: env[name] for name in names})
+        program = Program.recipe(recipe)
+    return PlannedStep(
+        seq, spec.name, spec.capability, max(expected, 0.0), program, skipped, after, attributes
+    )

@@ -21,8 +21,13 @@ from mes.domain.cell import CellState
 
 
 class ProgramKind(StrEnum):
+    #: Named, typed parameters for a PLC cell (canonical JSON).
     RECIPE = "recipe"
+    #: G-code text for a serial machine.
     GCODE = "gcode"
+    #: A call of a G-code generator (name + parameters, canonical JSON); made into
+    #: ``GCODE`` when the step is dispatched.
+    GENERATOR = "generator"
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,12 @@ class Step:
     program_id: str
     expected_s: float
     state: StepState = StepState.PENDING
+    #: Sequence numbers of the steps that must be settled first (a small graph).
+    after: tuple[int, ...] = ()
+    #: What drives setup times on a cell (material, colour, tool...).
+    attributes: dict[str, str] = field(default_factory=dict)
+    #: The cells this step's program fits; empty means any cell with the capability.
+    cells: tuple[str, ...] = ()
     cell: str | None = None
     job_id: int | None = None
     attempts: int = 0

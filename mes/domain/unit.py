@@ -2,8 +2,9 @@
 
 Theory of operation: a unit is ``released`` with its whole routing planned. When its
 first step is dispatched it is ``in_progress``; when every step is done or skipped it is
-``done``. A step that fails beyond its retries makes the unit ``failed``, which waits for
-an operator (rework sends it back into production, scrap ends it). An operator can
+``done``. Steps run in any order their ``after`` graph allows. A step that fails beyond
+its retries makes the unit ``failed``, which waits for an operator (rework sends it
+back into production, scrap ends it). An operator can
 ``hold`` a unit that is waiting or in progress: no new step of it is dispatched until it
 is released from hold.
 """
@@ -83,13 +84,13 @@ class Unit:
         return Transition("unit", self.id, event.value, before.value, self.state.value, at)
 
     def next_ready(self) -> list[Step]:
-        """Pending steps whose predecessors are all done or skipped (the plan is a
-        sequence: at most one step at a time)."""
-        for step in sorted(self.steps, key=lambda s: s.seq):
-            if step.state in SETTLED:
-                continue
-            return [step] if step.state is StepState.PENDING else []
-        return []
+        """Pending steps whose predecessors (``Step.after``) are all done or skipped."""
+        settled = {step.seq for step in self.steps if step.state in SETTLED}
+        return [
+            step
+            for step in self.steps
+            if step.state is StepState.PENDING and settled.issuperset(step.after)
+        ]
 
     @property
     def complete(self) -> bool:

@@ -247,6 +247,8 @@ class Controller:
             unit = self.units[step.unit_id]
             if unit.state not in (UnitState.RELEASED, UnitState.IN_PROGRESS):
                 continue
+            if any(other.state in ON_CELL for other in unit.steps):
+                continue  # a unit is in one cell at a time
             order = self.orders.get(unit.order_id)
             out.append(
                 ReadyStep(
@@ -280,10 +282,15 @@ class Controller:
         ]
         changes = Changes()
         actions: list[tuple[str, Job]] = []
+        placed: set[str] = set()
         for ready, idle_cell, program, job_id in prepared:
             step, cell = self.steps.get(ready.step_id), self.cells[idle_cell.name]
             if step is None or step.id not in self.ready or not cell.available:
                 continue  # changed while we fetched; the job id is simply never used
+            if step.unit_id in placed:
+                self._wake.set()  # two steps of one unit: one now, the cell goes again
+                continue
+            placed.add(step.unit_id)
             unit, now = self.units[step.unit_id], self.clock()
             changes.add(
                 Event.of(

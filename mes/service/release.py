@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mes.domain import Event, Order, Program, Step, StepEvent, Unit
+from mes.domain import Event, Order, Program, Step, StepEvent, StepState, Unit
 from mes.errors import OrderError, Problem
 from mes.service.order_files import OrderSpec
 from mes.store import Store
 from routing.family import Family, OptionValue
-from routing.planner import plan
+from routing.planner import PlannedStep, plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ def prepare(
                 )
             )
         seen.add(order_id)
-        configured: list[tuple[Family, dict[str, OptionValue]]] = []
+        planned: list[tuple[Family, dict[str, OptionValue], list[PlannedStep]]] = []
         for unit_spec in spec.units:
             where = f"order {order_id}, {unit_spec.where}"
             family = families.get(unit_spec.family)
@@ -76,31 +76,31 @@ def prepare(
                 )
                 continue
             try:
-                configured.append((family, dict(family.configure(unit_spec.options))))
+                options = family.configure(unit_spec.options)
+                steps = plan(family, options)
             except OrderError as exc:
                 problems.extend(
                     Problem(p.reason, source, unit_spec.line, f"{where}: {p.path}")
                     for p in exc.problems
                 )
-        if problems:
-            continue
-        digest = _digest(spec, configured)
-        orders.append(Order(order_id, now, spec.priority, spec.due, source, digest))
-        for seq, (family, options) in enumerate(configured, start=1):
-            unit = Unit(f"{order_id}.{seq}", order_id, seq, family.name, options, now)
-            for planned in plan(family, options):
-                programs[planned.program.id] = planned.program
-                unit.steps.append(
-                    Step(
-                        f"{unit.id}/{planned.name}",
-                        unit.id,
-                        planned.seq,
-                        planned.name,
-                        planned.capability,
-                        planned.program.id,
-                        planned.expected_s,
+                continue
+            if all(step.skipped for step in steps):
+                problems.append(
+                    Problem(
+                        "no step of the process plan applies to these options",
+                        source,
+                        unit_spec.line,
+                        where,
                     )
                 )
+                continue
+            planned.append((family, options, steps))
+        if problems:
+            continue
+        orders.append(Order(order_id, now, spec.priority, spec.due, source, _digest(spec, planned)))
+        for seq, (family, options, steps) in enumerate(planned, start=1):
+            unit = _unit(order_id, seq, family, options, steps, now)
+            programs.update((p.program.id, p.program) for p in steps)
             events.append(
                 Event(
                     now,
@@ -113,12 +113,53 @@ def prepare(
                     {"order": order_id, "family": family.name},
                 )
             )
+            for step in unit.steps:
+                if step.state is StepState.SKIPPED:
+                    events.append(
+                        Event(
+                            now,
+                            actor,
+                            "step",
+                            step.id,
+                            StepEvent.SKIP.value,
+                            StepState.PENDING.value,
+                            StepState.SKIPPED.value,
+                            {"reason": "condition false for these options"},
+                        )
+                    )
             for step in unit.next_ready():
                 events.append(Event.of(step.handle(StepEvent.READY, now), actor))
             units.append(unit)
     if problems:
         raise OrderError(problems)
     return orders, units, list(programs.values()), events
+
+
+def _unit(
+    order_id: str,
+    seq: int,
+    family: Family,
+    options: dict[str, OptionValue],
+    steps: list[PlannedStep],
+    now: datetime,
+) -> Unit:
+    unit = Unit(f"{order_id}.{seq}", order_id, seq, family.name, dict(options), now)
+    for p in steps:
+        unit.steps.append(
+            Step(
+                f"{unit.id}/{p.name}",
+                unit.id,
+                p.seq,
+                p.name,
+                p.capability,
+                p.program.id,
+                p.expected_s,
+                state=StepState.SKIPPED if p.skipped else StepState.PENDING,
+                after=p.after,
+                attributes=dict(p.attributes),
+            )
+        )
+    return unit
 
 
 def release(
@@ -144,11 +185,13 @@ def release(
     )
 
 
-def _digest(spec: OrderSpec, configured: list[tuple[Family, dict[str, OptionValue]]]) -> str:
+def _digest(
+    spec: OrderSpec, planned: list[tuple[Family, dict[str, OptionValue], list[PlannedStep]]]
+) -> str:
     content = {
         "priority": spec.priority,
         "due": spec.due.isoformat() if spec.due else None,
-        "units": [{"family": f.name, "options": o} for f, o in configured],
+        "units": [{"family": f.name, "options": o} for f, o, _ in planned],
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

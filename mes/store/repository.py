@@ -177,7 +177,8 @@ class Store:
         if found is not None and int(found) != SCHEMA_VERSION:
             raise StoreError(
                 f"database {self.url} has schema version {found}; this controller knows "
-                f"version {SCHEMA_VERSION}"
+                f"version {SCHEMA_VERSION}. Keep that database for the version that made "
+                "it and start this one on a new one (--db or MES_DB)"
             )
 
     @contextmanager
@@ -545,6 +546,9 @@ def _step(r: Any) -> Step:
         capability=r.capability,
         program_id=r.program_id,
         expected_s=r.expected_s,
+        after=tuple(r.after or ()),
+        attributes=dict(r.attributes or {}),
+        cells=tuple(r.cells or ()),
         state=StepState(r.state),
         cell=r.cell,
         job_id=r.job_id,

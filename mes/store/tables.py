@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, Index, Table, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -90,6 +90,9 @@ class StepRow(SQLModel, table=True):
     capability: str
     program_id: str = Field(foreign_key="program.id")
     expected_s: float
+    after: list[int] = Field(default_factory=list, sa_type=JSON)
+    attributes: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    cells: list[str] = Field(default_factory=list, sa_type=JSON)
     state: str
     cell: str | None = None
     job_id: int | None = None

@@ -136,7 +136,10 @@ def test_dispatch_takes_a_new_job_id_and_counts_attempts():
 
 def test_unit_finishing_stamps_the_time_and_next_ready_follows_the_sequence():
     unit = make_unit(UnitState.RELEASED)
-    unit.steps = [Step(f"O1.1/s{i}", "O1.1", i, f"s{i}", "test", "p", 1.0) for i in (1, 2, 3)]
+    unit.steps = [
+        Step(f"O1.1/s{i}", "O1.1", i, f"s{i}", "test", "p", 1.0, after=(i - 1,) if i > 1 else ())
+        for i in (1, 2, 3)
+    ]
     assert [s.seq for s in unit.next_ready()] == [1]
     unit.steps[0].state = StepState.DONE
     unit.steps[1].state = StepState.RUNNING
@@ -148,6 +151,22 @@ def test_unit_finishing_stamps_the_time_and_next_ready_follows_the_sequence():
     unit.handle(UnitEvent.START, T0)
     unit.handle(UnitEvent.FINISH, T0)
     assert unit.finished_at == T0
+
+
+def test_steps_of_a_graph_may_run_in_either_order_once_their_predecessors_settle():
+    unit = make_unit(UnitState.RELEASED)
+    # 1 -> {2, 3} -> 4: engrave and drill in either order after cutting, then inspect.
+    after = {1: (), 2: (1,), 3: (1,), 4: (2, 3)}
+    unit.steps = [
+        Step(f"O1.1/s{i}", "O1.1", i, f"s{i}", "test", "p", 1.0, after=after[i]) for i in after
+    ]
+    assert [s.seq for s in unit.next_ready()] == [1]
+    unit.steps[0].state = StepState.DONE
+    assert [s.seq for s in unit.next_ready()] == [2, 3]
+    unit.steps[2].state = StepState.DONE
+    assert [s.seq for s in unit.next_ready()] == [2]
+    unit.steps[1].state = StepState.SKIPPED
+    assert [s.seq for s in unit.next_ready()] == [4]
 
 
 def test_reprs_name_id_and_state():
