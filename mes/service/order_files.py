@@ -7,10 +7,9 @@ are valid is decided later, at release, by the family itself
 file, line and key path, and raised once as one :class:`~mes.errors.OrderError`; no other
 exception leaves this module.
 
-Line numbers come from a light scan of the text after it parsed: for TOML the
-``[[orders]]`` / ``[[orders.units]]`` / ``[[units]]`` headers and ``key =`` lines, for JSON
-the position of every key and value. Where the scan cannot tell (inline arrays spanning
-lines, say), the nearest enclosing element's line is given, or ``None``.
+Line numbers come from a second scan of the text once it parsed
+(:mod:`mes.settings.toml_lines`, :mod:`mes.service.json_lines`); where that cannot tell,
+the nearest enclosing element's line is given, or ``None``.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from mes.errors import OrderError, Problem
+from mes.service.json_lines import scan_json
+from mes.settings.toml_lines import KeyPath, scan, syntax_problem
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_UNITS_PER_FILE = 100_000
@@ -36,7 +37,6 @@ UNIT_KEYS = ("family", "options")
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
 DUE_FORMAT = "an ISO-8601 date or date-time, e.g. 2026-12-01 or 2026-12-01T17:00:00Z"
 
-KeyPath = tuple[str | int, ...]
 T = TypeVar("T")
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -348,22 +348,20 @@ class _Builder:
 
 # --- loading and line maps -------------------------------------------------------------
 
-_TOML_ERROR = re.compile(r"(.*) \(at (?:line (\d+), column (\d+)|end of document)\)", re.S)
-
 
 def _load(text: str, fmt: str, source: str) -> tuple[object, dict[KeyPath, int], list[Problem]]:
     """Parse TOML or JSON text; on failure, the one problem that stopped the parser."""
     try:
         if fmt == "json":
             data = json.loads(text)
-            return data, _json_lines(text), []
+            return data, scan_json(text), []
         data = tomllib.loads(text)
         return data, _toml_lines(text, data), []
     except json.JSONDecodeError as exc:
         reason = f"JSON syntax error: {exc.msg} (column {exc.colno})"
         problem = Problem(reason, source, exc.lineno)
     except tomllib.TOMLDecodeError as exc:
-        problem = _toml_syntax_error(str(exc), text, source)
+        problem = syntax_problem(str(exc), text, source)
     except RecursionError:
         problem = Problem(f"{fmt.upper()}: values are nested too deeply", source)
     except ValueError as exc:  # e.g. an integer with too many digits
@@ -371,135 +369,23 @@ def _load(text: str, fmt: str, source: str) -> tuple[object, dict[KeyPath, int],
     return None, {}, [problem]
 
 
-def _toml_syntax_error(message: str, text: str, source: str) -> Problem:
-    match = _TOML_ERROR.fullmatch(message)
-    if match is None:
-        return Problem(f"TOML syntax error: {message}", source)
-    reason, line, column = match.groups()
-    if line is None:
-        end = text.count("\n") + 1
-        return Problem(f"TOML syntax error: {reason} (at end of file)", source, end)
-    return Problem(f"TOML syntax error: {reason} (column {column})", source, int(line))
-
-
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
-_DEPTH = 6  # deep enough for orders[i].units[j].options.NAME
-
-
-@dataclass(slots=True)
-class _Frame:
-    """An open JSON container while scanning."""
-
-    path: KeyPath
-    is_object: bool
-    index: int = 0
-    key: str = ""
-    expect_key: bool = False
-
-
-def _json_lines(text: str) -> dict[KeyPath, int]:
-    """Line of every key and value (to depth 6) in text that is known to be valid JSON."""
-    lines: dict[KeyPath, int] = {}
-    frames: list[_Frame] = []
-    line, last = 1, 0
-    for match in _JSON_TOKEN.finditer(text):
-        line += text.count("\n", last, match.start())
-        last = match.start()
-        token = match.group()
-        if token in {",", ":"}:
-            if token == "," and frames and frames[-1].is_object:
-                frames[-1].expect_key = True
-            continue
-        if token in {"}", "]"}:
-            frames.pop()
-            continue
-        here: KeyPath = ()
-        if frames:
-            top = frames[-1]
-            if top.is_object and top.expect_key:
-                top.key = token[1:-1] if "\\" not in token else json.loads(token)
-                top.expect_key = False
-                if len(top.path) < _DEPTH:
-                    lines.setdefault((*top.path, top.key), line)
-                continue
-            if top.is_object:
-                here = (*top.path, top.key)
-            else:
-                here = (*top.path, top.index)
-                top.index += 1
-        if len(here) <= _DEPTH:
-            lines.setdefault(here, line)
-        if token in {"{", "["}:
-            frames.append(_Frame(here, token == "{", expect_key=token == "{"))
-    return lines
-
-
-_K = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
-_KEYS = rf"{_K}(?:\s*\.\s*{_K})*"
-_AOT_HEADER = re.compile(rf"\s*\[\[\s*({_KEYS})\s*\]\]")
-_TABLE_HEADER = re.compile(rf"\s*\[\s*({_KEYS})\s*\]")
-_KEY_LINE = re.compile(rf"\s*({_KEYS})\s*=")
-_KEY_PART = re.compile(_K)
-_STRINGS = re.compile(
-    r'"""(?:[^\\]|\\[\s\S])*?"""(?!")|\'\'\'[\s\S]*?\'\'\'(?!\')'
-    r'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*'
-)
-
-
 def _toml_lines(text: str, data: object) -> dict[KeyPath, int]:
-    """Line of each table header and ``key =`` line, by key path, in valid TOML text."""
-    lines: dict[KeyPath, int] = {}
-    counts: dict[KeyPath, int] = {}  # array-of-tables path -> tables seen so far
-    table: KeyPath = ()
-    for number, text_line in enumerate(_blank_multiline_strings(text).split("\n"), 1):
-        if match := _AOT_HEADER.match(text_line):
-            keys = _keys(match.group(1))
-            full = (*_resolve(keys[:-1], counts), keys[-1])
-            counts[full] = counts.get(full, 0) + 1
-            table = (*full, counts[full] - 1)
-            lines.setdefault(table, number)
-        elif match := _TABLE_HEADER.match(text_line):
-            table = _resolve(_keys(match.group(1)), counts)
-            lines.setdefault(table, number)
-        elif match := _KEY_LINE.match(text_line):
-            keys = _keys(match.group(1))
-            for end in range(1, len(keys) + 1):
-                lines.setdefault((*table, *keys[:end]), number)
-        else:
-            continue
-        lines.setdefault((), number)
-    # The scan is a heuristic: trust it only where it counted the tables TOML did.
-    for full, count in counts.items():
-        node = _get(data, full)
+    """Line of each key path in valid TOML text, the root at the first key or header."""
+    lines = scan(text).lines
+    first = min(lines.values(), default=None)
+    # The scan is not tomllib: trust it only under arrays where it counted as many
+    # elements (``[[orders]]`` tables, ``[...]`` items) as TOML parsed.
+    counts: dict[KeyPath, int] = {}
+    for path in lines:
+        if path and isinstance(path[-1], int):
+            counts[path[:-1]] = max(counts.get(path[:-1], 0), path[-1] + 1)
+    for array, count in counts.items():
+        node = _get(data, array)
         if not isinstance(node, list) or len(node) != count:
-            for key in [k for k in lines if k[: len(full)] == full]:
-                del lines[key]
+            lines = {key: line for key, line in lines.items() if key[: len(array)] != array}
+    if first is not None:
+        lines[()] = first
     return lines
-
-
-def _blank_multiline_strings(text: str) -> str:
-    """``text`` with multi-line strings blanked (newlines kept), so no line inside one
-    is taken for a header or a key."""
-
-    def blank(match: re.Match[str]) -> str:
-        found = match.group()
-        return "\n" * found.count("\n") if found[:3] in ('"""', "'''") else found
-
-    return _STRINGS.sub(blank, text)
-
-
-def _keys(dotted: str) -> list[str]:
-    return [part[1:-1] if part[0] in "\"'" else part for part in _KEY_PART.findall(dotted)]
-
-
-def _resolve(keys: list[str], counts: dict[KeyPath, int]) -> KeyPath:
-    """A header's key path with the current index of each array of tables on the way."""
-    path: KeyPath = ()
-    for key in keys:
-        path = (*path, key)
-        if path in counts:
-            path = (*path, counts[path] - 1)
-    return path
 
 
 def _get(data: object, path: KeyPath) -> object:

@@ -12,7 +12,6 @@ key path (see :mod:`mes.settings.toml_lines` for how paths are written). Library
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,14 +24,11 @@ from mes.errors import ConfigError, NotFound, Problem
 from mes.settings.checks import check_capabilities, check_family, check_plant
 from mes.settings.issues import Issue, from_validation_error
 from mes.settings.schema import CellConfig, FamilyConfig, PlantConfig
-from mes.settings.toml_lines import KeyLines, Segment, render_path, scan
+from mes.settings.toml_lines import KeyLines, Segment, render_path, scan, syntax_problem
 from routing.family import Family
 
 DEFAULT_PLANT_PATH = Path("config/plant.toml")
 PLANT_FILE_NAME = "plant.toml"
-
-_TOML_POSITION = re.compile(r"^(?P<reason>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
-_TOML_AT_END = " (at end of document)"
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -195,22 +191,9 @@ def _read(file: Path, problems: list[Problem]) -> _Document | None:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problems.append(_syntax_problem(label, text, str(exc)))
+        problems.append(syntax_problem(str(exc), text, label))
         return None
     return _Document(file, data, scan(text))
-
-
-def _syntax_problem(label: str, text: str, message: str) -> Problem:
-    """A TOML syntax error, with the line taken out of tomllib's message."""
-    match = _TOML_POSITION.match(message)
-    if match:
-        reason = f"{match['reason']} (column {match['col']})"
-        return Problem(f"TOML syntax error: {reason}", label, int(match["line"]))
-    if message.endswith(_TOML_AT_END):
-        # tomllib gives no line for an error at the end: that is the last line.
-        reason = message.removesuffix(_TOML_AT_END)
-        return Problem(f"TOML syntax error: {reason} (at end of file)", label, _last_line(text))
-    return Problem(f"TOML syntax error: {message}", label)
 
 
 def _validate(model: type[ModelT], document: _Document, problems: list[Problem]) -> ModelT | None:
@@ -226,10 +209,6 @@ def _in_reading_order(problems: list[Problem]) -> list[Problem]:
     """Files in the order they were read; within a file, top to bottom."""
     order = {file: i for i, file in reversed(list(enumerate(p.file for p in problems)))}
     return sorted(problems, key=lambda p: (order[p.file], p.line or 0))
-
-
-def _last_line(text: str) -> int:
-    return max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
 
 
 def _os_reason(exc: OSError) -> str:

@@ -10,7 +10,8 @@ tables), whose inner lines are never taken for keys. Array elements and inline-t
 keys are recorded too, so ``capabilities[1]`` can point into a multi-line array.
 
 The scanner is meant for text that ``tomllib`` has already accepted; on malformed text
-it still terminates and never raises, it just knows fewer lines.
+it still terminates and never raises, it just knows fewer lines. For text ``tomllib``
+refused, :func:`syntax_problem` turns its message into a problem with a line.
 
 Path rendering (used in every :class:`mes.errors.Problem` of the settings loader):
 list indices are ``[i]``; a key that is a TOML bare key (``A-Za-z0-9_-``) is joined
@@ -28,11 +29,14 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from mes.errors import Problem
+
 Segment = str | int
 KeyPath = tuple[Segment, ...]
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _SCALAR_END = frozenset(",]}#\n")
+_TOML_ERROR = re.compile(r"(.*) \(at (?:line (\d+), column (\d+)|end of document)\)", re.S)
 
 
 def render_path(path: Iterable[Segment]) -> str:
@@ -54,6 +58,29 @@ def render_path(path: Iterable[Segment]) -> str:
             # json.dumps quotes and escapes exactly like a TOML basic string.
             out.append(f"[{json.dumps(segment, ensure_ascii=False)}]")
     return "".join(out)
+
+
+def syntax_problem(message: str, text: str, source: str) -> Problem:
+    """A ``tomllib`` syntax error as a problem, its line taken out of the message.
+
+    Args:
+        message: ``str()`` of the :class:`tomllib.TOMLDecodeError`.
+        text: the document that failed to parse.
+        source: the file name to put in the problem.
+
+    Returns:
+        ``TOML syntax error: <reason> (column C)`` at the error's line; for an error at
+        the end of the document, to which tomllib gives no line, ``<reason> (at end of
+        file)`` at the last line of the text.
+    """
+    match = _TOML_ERROR.fullmatch(message)
+    if match is None:
+        return Problem(f"TOML syntax error: {message}", source)
+    reason, line, column = match.groups()
+    if line is None:
+        last = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+        return Problem(f"TOML syntax error: {reason} (at end of file)", source, last)
+    return Problem(f"TOML syntax error: {reason} (column {column})", source, int(line))
 
 
 @dataclass(frozen=True)
@@ -102,7 +129,7 @@ class _Scanner:
         self.text = text
         self.pos = 0
         self.lines: dict[KeyPath, int] = {}
-        self._starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self._starts = [0, *(match.end() for match in re.finditer("\n", text))]
         # Next index of each array of tables, keyed by its resolved path, so a nested
         # [[a.b]] restarts at 0 under every new [[a]].
         self._counts: dict[KeyPath, int] = {}
