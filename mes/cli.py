@@ -18,6 +18,7 @@ import typer
 from mes.errors import InputError, MesError, NotFound
 from mes.settings import DEFAULT_PLANT_PATH, load_plant
 from mes.store import Store
+from routing.family import Family
 
 app = typer.Typer(
     help="Manufacturing execution controller for batch-of-one production.",
@@ -155,10 +156,10 @@ def check(
     rows = [[c.name, c.driver.kind, ", ".join(c.capabilities)] for c in plant.cells]
     print(_table(["cell", "driver", "capabilities"], rows))
     rows = [
-        [f.name, str(len(f.options)), " > ".join(s.capability for s in f.steps)]
+        [f.name, str(len(f.options)), str(len(f.rules)), _plan_outline(f)]
         for f in plant.families.values()
     ]
-    print(_table(["family", "options", "process plan"], rows))
+    print(_table(["family", "options", "rules", "process plan (? conditional)"], rows))
 
 
 # -- orders, units, cells ------------------------------------------------------------------
@@ -308,6 +309,19 @@ def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _plan_outline(family: Family) -> str:
+    """Steps by stage: ``route > engrave? | fit-hanger > inspect``."""
+    seqs = {step.name: seq for seq, step in enumerate(family.steps)}
+    stage: dict[str, int] = {}
+    for seq, step in enumerate(family.steps):
+        after = step.after if step.after is not None else [s.name for s in family.steps[:seq]][-1:]
+        stage[step.name] = 1 + max((stage[a] for a in after if a in stage), default=-1)
+    groups: dict[int, list[str]] = {}
+    for step in sorted(family.steps, key=lambda s: seqs[s.name]):
+        groups.setdefault(stage[step.name], []).append(step.name + ("?" if step.when else ""))
+    return " > ".join(" | ".join(names) for _, names in sorted(groups.items()))
 
 
 def _result(job: dict[str, Any]) -> str:

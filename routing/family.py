@@ -262,9 +262,17 @@ class Family:
             raise OrderError(problems)
         return values
 
-    def sample(self, rng: random.Random) -> dict[str, Any]:
-        """Random valid options for one unit (for the demo and property tests)."""
-        return {name: spec.sample(rng) for name, spec in self.options.items()}
+    def sample(self, rng: random.Random, tries: int = 200) -> dict[str, Any]:
+        """Random options for one unit that pass the family's rules (for the demo and
+        property tests); after ``tries`` misses, the last draw, which may not."""
+        for _ in range(tries):
+            values = {name: spec.sample(rng) for name, spec in self.options.items()}
+            try:
+                self.configure(values)
+            except OrderError:
+                continue
+            return values
+        return values
 
     @property
     def capabilities(self) -> frozenset[str]:

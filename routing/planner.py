@@ -68,13 +68,17 @@ def plan(family: Family, options: Mapping[str, OptionValue]) -> list[PlannedStep
 def _plan_step(
     family: Family, spec: StepSpec, seq: int, seqs: Mapping[str, int], env: Mapping[str, Value]
 ) -> PlannedStep:
-    skipped = spec.when is not None and not spec.when.truth(env)
-    expected = spec.duration.number(env) if spec.duration is not None else spec.duration_s
-    if expected <= 0 and not skipped:
-        raise ExpressionError(f"expected duration must be positive (got {expected:g})")
-    after = (seq - 1,) if spec.after is None and seq > 1 else ()
+    after: tuple[int, ...] = (seq - 1,) if spec.after is None and seq > 1 else ()
     if spec.after is not None:
         after = tuple(seqs[name] for name in spec.after)
+    if spec.when is not None and not spec.when.truth(env):
+        # Nothing else of a skipped step is evaluated: its expressions may only make
+        # sense for the units it applies to.
+        program = Program.recipe({"step": spec.name, "family": family.name, "skipped": True})
+        return PlannedStep(seq, spec.name, spec.capability, 0.0, program, True, after)
+    expected = spec.duration.number(env) if spec.duration is not None else spec.duration_s
+    if expected <= 0:
+        raise ExpressionError(f"expected duration must be positive (got {expected:g})")
     attributes = {key: str(expr.evaluate(env)) for key, expr in spec.attributes.items()}
     if spec.program is not None:
         parameters = {key: expr.evaluate(env) for key, expr in spec.program.parameters.items()}
@@ -87,6 +91,4 @@ def _plan_step(
         recipe: dict[str, Value] = {"step": spec.name, "family": family.name}
         recipe.update({name: env[name] for name in names})
         program = Program.recipe(recipe)
-    return PlannedStep(
-        seq, spec.name, spec.capability, max(expected, 0.0), program, skipped, after, attributes
-    )
+    return PlannedStep(seq, spec.name, spec.capability, expected, program, False, after, attributes)

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from mes.settings.issues import Issue, describe
+from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
 from mes.settings.toml_lines import KeyLines, KeyPath
-from routing.family import Family, OptionKind, OptionSpec, OptionValue, StepSpec
+from routing.family import Family, OptionKind, OptionSpec, OptionValue
 
 
 def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
@@ -85,15 +86,18 @@ def check_family(config: FamilyConfig, lines: KeyLines, source: str) -> tuple[li
                         f"unknown option {parameter!r} (family has: {known})",
                     )
                 )
+    plan_issues, steps, rules = build_plan(config, options)
+    issues += plan_issues
     family = Family(
         name=config.family.name,
         options=options,
-        steps=tuple(
-            StepSpec(s.name, s.capability, s.duration_s, tuple(s.parameters)) for s in config.steps
-        ),
+        steps=steps,
         description=config.family.description,
         source=source,
+        rules=rules,
     )
+    if not issues:
+        issues += try_defaults(family)
     return issues, family
 
 

@@ -168,13 +168,42 @@ OPTION_KEYS: dict[str, frozenset[str]] = {
 }
 
 
+# An option expression (see routing.expr); text constants are quoted inside: "'laser'".
+Expr = NonBlank
+# A parameter: an expression, or a plain number or boolean.
+ParameterValue = Expr | int | float | bool
+
+
+class ProgramConfig(_Model):
+    """``[steps.program]``: G-code from a generator, or a recipe for a PLC cell."""
+
+    generator: str | None = None
+    parameters: dict[str, ParameterValue] = Field(default_factory=dict)
+
+
 class StepConfig(_Model):
     """One ``[[steps]]`` entry of the family's process plan."""
 
     name: NonBlank
     capability: Capability
-    duration_s: float = Field(gt=0.0)
+    duration_s: float | str
+    """Seconds (> 0), or an expression of the options giving seconds."""
     parameters: list[str] = Field(default_factory=list)
+    when: Expr | None = None
+    """Condition on the options; the step is skipped for units where it is false."""
+    after: list[str] | None = None
+    """Steps that must be finished first; default: the step before this one."""
+    program: ProgramConfig | None = None
+    attributes: dict[Identifier, Expr] = Field(default_factory=dict)
+    """Setup attributes (material, colour, tool) as expressions of the options."""
+
+
+class RuleConfig(_Model):
+    """One ``[[rules]]`` entry: when ``when`` holds (or always), ``require`` must."""
+
+    require: Expr
+    message: NonBlank
+    when: Expr | None = None
 
 
 class FamilyConfig(_Model):
@@ -182,4 +211,5 @@ class FamilyConfig(_Model):
 
     family: FamilySection
     options: dict[Identifier, OptionConfig] = Field(default_factory=dict)
+    rules: list[RuleConfig] = Field(default_factory=list)
     steps: list[StepConfig] = Field(min_length=1)

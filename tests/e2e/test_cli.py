@@ -35,7 +35,7 @@ def test_check_prints_a_summary_of_the_demo_plant():
     result = mes("check", "config")
     assert result.returncode == 0, result.stderr
     assert "OK: plant 'Demo plant', 7 cells, 3 product families" in result.stdout
-    assert "phone-stand" in result.stdout and "print.fdm > assembly > test" in result.stdout
+    assert "route-profile > engrave-text? | fit-hanger > inspect" in result.stdout
 
 
 def test_check_reports_every_error_with_file_line_and_key_and_exit_code_2(tmp_path):

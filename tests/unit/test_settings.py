@@ -9,7 +9,7 @@ import pytest
 from mes.errors import ConfigError, NotFound, Problem
 from mes.settings import DEFAULT_PLANT_PATH, Plant, SimDriverConfig, load_plant
 from mes.settings.toml_lines import render_path, scan
-from routing.family import OptionKind, StepSpec
+from routing.family import OptionKind
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,10 +113,22 @@ def test_demo_plant_loads() -> None:
     assert plant.families["sign"].options["width_mm"].kind is OptionKind.DECIMAL
     assert plant.families["phone-stand"].options["pad"].kind is OptionKind.BOOLEAN
     assert plant.families["phone-stand"].options["pad"].default is True
-    assert nameplate.steps[1] == StepSpec(
-        "engrave-name", "laser.engrave", 150.0, ("text", "width_mm")
+    engrave = nameplate.steps[1]
+    assert (engrave.name, engrave.capability, engrave.parameters) == (
+        "engrave-name",
+        "laser.engrave",
+        ("text", "width_mm"),
     )
+    assert str(engrave.when) == "text != ''"
+    assert str(engrave.duration) == "60 + 5 * len(text)"
     assert nameplate.configure({})["width_mm"] == 160
+    assert [s.after for s in plant.families["sign"].steps] == [
+        None,
+        ("route-profile",),
+        ("route-profile",),
+        ("engrave-text", "fit-hanger"),
+    ]
+    assert len(plant.families["sign"].rules) == 2
 
 
 def test_directory_and_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
