@@ -18,6 +18,7 @@ from mes.domain.job import Program, ProgramKind
 from mes.errors import OrderError, Problem
 from routing.expr import ExpressionError, Value
 from routing.family import Family, OptionValue, StepSpec
+from routing.programs import generate
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,18 @@ def generator_program(generator: str, parameters: Mapping[str, Value]) -> Progra
         separators=(",", ":"),
     )
     return Program(ProgramKind.GENERATOR, body)
+
+
+def materialize(program: Program) -> Program:
+    """The G-code program a generator call stands for; other programs as they are.
+
+    Raises:
+        ValueError: the generator refused the parameters.
+    """
+    if program.kind is not ProgramKind.GENERATOR:
+        return program
+    call = json.loads(program.body)
+    return Program(ProgramKind.GCODE, generate(call["generator"], call["parameters"]))
 
 
 def plan(family: Family, options: Mapping[str, OptionValue]) -> list[PlannedStep]:

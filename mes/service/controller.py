@@ -48,6 +48,7 @@ from mes.domain import (
 )
 from mes.domain.step import ON_CELL
 from mes.errors import StoreError
+from mes.service.programs import ProgramCache
 from mes.service.recorder import Recorder
 from mes.service.supervisor import Action, Backoff, CellSupervisor
 from mes.store import Changes, Store
@@ -112,7 +113,7 @@ class Controller:
         self.ready: dict[str, Step] = {}
         self.progress: dict[str, float] = {}
         self._avoid: dict[str, str] = {}
-        self._programs: dict[str, Program] = {}
+        self.programs = ProgramCache(store)
         self._job_ids: list[int] = []
         self._last_event = 0
         self._wake = asyncio.Event()
@@ -209,7 +210,7 @@ class Controller:
             for step in unit.steps:
                 self.steps[step.id] = step
                 if step.state is StepState.READY:
-                    self.ready[step.id] = step
+                    self._ready(step)
         if fresh:
             self._wake.set()
 
@@ -271,15 +272,14 @@ class Controller:
         if not pairs:
             return
         # Everything that awaits comes first, so the decisions below see one instant.
-        prepared = [
-            (
-                ready,
-                idle_cell,
-                await self._program(self.steps[ready.step_id].program_id),
-                await self._job_id(),
-            )
-            for ready, idle_cell in pairs
-        ]
+        prepared = []
+        for ready, idle_cell in pairs:
+            try:
+                program = await self.programs.get(self.steps[ready.step_id].program_id)
+            except ValueError as exc:
+                await self._unmakeable(self.steps[ready.step_id], str(exc))
+                continue
+            prepared.append((ready, idle_cell, program, await self._job_id()))
         changes = Changes()
         actions: list[tuple[str, Job]] = []
         placed: set[str] = set()
@@ -316,15 +316,6 @@ class Controller:
             step.job_id, step.id, step.unit_id, step.capability, program, step.expected_s * factor
         )
 
-    async def _program(self, program_id: str) -> Program:
-        program = self._programs.get(program_id)
-        if program is None:
-            program = await asyncio.to_thread(self.store.program, program_id)
-            if len(self._programs) > 4096:
-                self._programs.clear()
-            self._programs[program_id] = program
-        return program
-
     async def _job_id(self) -> int:
         if not self._job_ids:
             block = await asyncio.to_thread(self.store.reserve_job_ids, self.options.job_id_block)
@@ -346,7 +337,7 @@ class Controller:
         finished = None
         if step is not None:
             assert step.job_id is not None
-            program = await self._program(step.program_id)
+            program = await self.programs.get(step.program_id)
             job = self._job(step, name, program)
             if status.job_id == step.job_id:
                 changes.add(Event.of(cell.handle(CellEvent.START, now), self.actor))
@@ -426,7 +417,7 @@ class Controller:
                 step,
             )
             changes.job(step, state="rejected")
-            self.ready[step.id] = step
+            self._ready(step)
             self._avoid[step.id] = name
         if cell.state is CellState.STARTING:
             changes.add(
@@ -509,7 +500,7 @@ class Controller:
     def _advance(self, unit: Unit, changes: Changes, now: datetime) -> None:
         for nxt in unit.next_ready():
             changes.add(Event.of(nxt.handle(StepEvent.READY, now), self.actor), nxt)
-            self.ready[nxt.id] = nxt
+            self._ready(nxt)
         if unit.complete and unit.state is UnitState.IN_PROGRESS:
             changes.add(Event.of(unit.handle(UnitEvent.FINISH, now), self.actor), unit)
             self._forget(unit)
@@ -526,7 +517,7 @@ class Controller:
                     avoid=cell,
                 )
             )
-            self.ready[step.id] = step
+            self._ready(step)
             self._avoid[step.id] = cell
         elif unit.state in (UnitState.IN_PROGRESS, UnitState.HELD):
             changes.add(
@@ -557,7 +548,7 @@ class Controller:
                     reason="cell allows re-running an interrupted job",
                 )
             )
-            self.ready[step.id] = step
+            self._ready(step)
         else:
             log.warning(
                 "step %s interrupted on %s: %s; waiting for an operator", step.id, step.cell, reason
@@ -571,6 +562,31 @@ class Controller:
             changes.add(Event.of(cell.handle(CellEvent.RESET, now), self.actor))
         cell.job_id = None
         changes.add(cell)
+
+    async def _unmakeable(self, step: Step, reason: str) -> None:
+        """A step whose program cannot be made: abort it and fail its unit (no cell can
+        run it; the family or the unit's options need a person)."""
+        if step.id not in self.ready:
+            return
+        unit, now, changes = self.units[step.unit_id], self.clock(), Changes()
+        del self.ready[step.id]
+        changes.add(
+            Event.of(
+                step.handle(StepEvent.ABORT, now),
+                self.actor,
+                reason=f"program cannot be made: {reason}",
+            ),
+            step,
+        )
+        if unit.state is UnitState.RELEASED:
+            changes.add(Event.of(unit.handle(UnitEvent.START, now), self.actor))
+        changes.add(Event.of(unit.handle(UnitEvent.FAIL, now), self.actor, step=step.id), unit)
+        await self.recorder.commit(changes)
+
+    def _ready(self, step: Step) -> None:
+        """Make ``step`` a dispatch candidate and start making its program."""
+        self.ready[step.id] = step
+        self.programs.prefetch(step.program_id)
 
     def _forget(self, unit: Unit) -> None:
         """Drop a finished unit from memory; the store keeps its record."""

@@ -111,25 +111,22 @@ def build_plan(
 
 
 def _cycles(config: FamilyConfig) -> list[Issue]:
-    """An issue for a step whose ``after`` chain leads back to itself."""
-    after = {
-        step.name: (step.after if step.after is not None else [config.steps[i - 1].name])
-        if (step.after is not None or i > 0)
-        else []
-        for i, step in enumerate(config.steps)
-    }
-    issues = []
+    """One issue at the first step whose ``after`` chain leads back to itself."""
+    after: dict[str, list[str]] = {}
     for i, step in enumerate(config.steps):
-        seen, todo = set(), list(after.get(step.name, []))
+        default = [config.steps[i - 1].name] if i > 0 else []
+        after[step.name] = list(step.after) if step.after is not None else default
+    for i, step in enumerate(config.steps):
+        seen: set[str] = set()
+        todo = list(after[step.name])
         while todo:
             name = todo.pop()
             if name == step.name:
-                # One report per plan: the first step found on a cycle.
                 return [Issue(("steps", i, "after"), "the steps' order has a cycle")]
             if name not in seen:
                 seen.add(name)
                 todo.extend(after.get(name, []))
-    return issues
+    return []
 
 
 def try_defaults(family: Family) -> list[Issue]:

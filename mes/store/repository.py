@@ -337,6 +337,21 @@ class Store:
             row = conn.execute(select(PROGRAMS).where(PROGRAMS.c.id == program_id)).one()
         return Program(ProgramKind(row.kind), row.body)
 
+    def add_programs(self, programs: Iterable[Program]) -> None:
+        """Store programs that are not stored yet (content-addressed: same id, same body)."""
+        by_id = {p.id: p for p in programs}
+        with self._write() as conn:
+            known = set(
+                conn.execute(select(PROGRAMS.c.id).where(PROGRAMS.c.id.in_(list(by_id)))).scalars()
+            )
+            rows = [
+                {"id": i, "kind": p.kind.value, "body": p.body}
+                for i, p in by_id.items()
+                if i not in known
+            ]
+            if rows:
+                conn.execute(insert(PROGRAMS), rows)
+
     def last_event_id(self) -> int:
         with self._read() as conn:
             return int(conn.execute(select(func.max(EVENTS.c.id))).scalar() or 0)
