@@ -7,6 +7,8 @@ from drivers.sim import SimCell
 from mes.service.controller import CellSetup, Controller, ControllerOptions
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.store import Store
+from routing.fit import Station
+from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
 
 
 def cell_setups(plant: Plant) -> list[CellSetup]:
@@ -21,6 +23,27 @@ def cell_setups(plant: Plant) -> list[CellSetup]:
         )
         for c in plant.cells
     ]
+
+
+def stations(plant: Plant) -> list[Station]:
+    """The cells as the planner sees them: capabilities, and machine limits where declared."""
+    out = []
+    for cell in plant.cells:
+        machine = cell.machine
+        if machine is None:
+            out.append(Station(cell.name, frozenset(cell.capabilities)))
+            continue
+        envelope = Envelope(
+            machine.x_mm[1],
+            machine.y_mm[1],
+            machine.z_mm[1],
+            machine.x_mm[0],
+            machine.y_mm[0],
+            machine.z_mm[0],
+        )
+        words = WORDS_BY_MACHINE[machine.kind] | frozenset(machine.extra_words)
+        out.append(Station(cell.name, frozenset(cell.capabilities), envelope, words))
+    return out
 
 
 def build_driver(cell: CellConfig, *, speed: float = 1.0, seed: int | str = 0) -> Driver:

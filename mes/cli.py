@@ -172,6 +172,7 @@ def order_release(
     db: DbOption = None,
 ) -> None:
     """Release the orders in FILE, all or nothing."""
+    from mes.bootstrap import stations
     from mes.service.order_files import read_order_file
     from mes.service.release import release
 
@@ -180,7 +181,13 @@ def order_release(
     store = Store.open(db)
     try:
         result = release(
-            store, specs, config.families, datetime.now(UTC), source=str(file), actor="cli"
+            store,
+            specs,
+            config.families,
+            datetime.now(UTC),
+            source=str(file),
+            actor="cli",
+            stations=stations(config),
         )
     finally:
         store.close()

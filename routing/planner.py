@@ -18,7 +18,7 @@ from mes.domain.job import Program, ProgramKind
 from mes.errors import OrderError, Problem
 from routing.expr import ExpressionError, Value
 from routing.family import Family, OptionValue, StepSpec
-from routing.programs import generate
+from routing.programs import bounds, generate
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,16 @@ def materialize(program: Program) -> Program:
         return program
     call = json.loads(program.body)
     return Program(ProgramKind.GCODE, generate(call["generator"], call["parameters"]))
+
+
+def check_generator_call(program: Program) -> None:
+    """Check a generator call's parameters without making the G-code.
+
+    Raises:
+        ValueError: the generator would refuse them (its own reason).
+    """
+    call = json.loads(program.body)
+    bounds(call["generator"], call["parameters"])
 
 
 def plan(family: Family, options: Mapping[str, OptionValue]) -> list[PlannedStep]:

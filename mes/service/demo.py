@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from mes.bootstrap import build_controller
+from mes.bootstrap import build_controller, stations
 from mes.domain import Event, UnitState
 from mes.service.controller import Controller
 from mes.service.order_files import OrderSpec, UnitSpec
@@ -125,7 +125,13 @@ async def run_demo(
         loop.add_signal_handler(sig, controller.stop)
     try:
         result = release(
-            store, [spec], plant.families, datetime.now(UTC), source="demo", actor="demo"
+            store,
+            [spec],
+            plant.families,
+            datetime.now(UTC),
+            source="demo",
+            actor="demo",
+            stations=stations(plant),
         )
         progress._line(
             f"released order {spec.id}: {result.units} custom units on "

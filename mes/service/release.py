@@ -15,12 +15,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mes.domain import Event, Order, Program, Step, StepEvent, StepState, Unit
+from mes.domain import Event, Order, Program, ProgramKind, Step, StepEvent, StepState, Unit
 from mes.errors import OrderError, Problem
 from mes.service.order_files import OrderSpec
 from mes.store import Store
 from routing.family import Family, OptionValue
-from routing.planner import PlannedStep, plan
+from routing.fit import Station, place
+from routing.planner import PlannedStep, check_generator_call, plan
+
+
+Placed = tuple[str, ...]
+Planned = tuple[Family, dict[str, OptionValue], list[PlannedStep], list[Placed]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,7 @@ def prepare(
     *,
     source: str = "",
     actor: str = "planner",
+    stations: Sequence[Station] = (),
 ) -> tuple[list[Order], list[Unit], list[Program], list[Event]]:
     """Check and expand orders into units, steps, programs and journal entries.
 
@@ -60,7 +66,7 @@ def prepare(
                 )
             )
         seen.add(order_id)
-        planned: list[tuple[Family, dict[str, OptionValue], list[PlannedStep]]] = []
+        planned: list[Planned] = []
         for unit_spec in spec.units:
             where = f"order {order_id}, {unit_spec.where}"
             family = families.get(unit_spec.family)
@@ -94,12 +100,17 @@ def prepare(
                     )
                 )
                 continue
-            planned.append((family, options, steps))
+            try:
+                placed = [_place(step, stations) for step in steps]
+            except ValueError as exc:
+                problems.append(Problem(str(exc), source, unit_spec.line, where))
+                continue
+            planned.append((family, options, steps, placed))
         if problems:
             continue
         orders.append(Order(order_id, now, spec.priority, spec.due, source, _digest(spec, planned)))
-        for seq, (family, options, steps) in enumerate(planned, start=1):
-            unit = _unit(order_id, seq, family, options, steps, now)
+        for seq, (family, options, steps, placed) in enumerate(planned, start=1):
+            unit = _unit(order_id, seq, family, options, steps, placed, now)
             programs.update((p.program.id, p.program) for p in steps)
             events.append(
                 Event(
@@ -141,10 +152,11 @@ def _unit(
     family: Family,
     options: dict[str, OptionValue],
     steps: list[PlannedStep],
+    placed: list[Placed],
     now: datetime,
 ) -> Unit:
     unit = Unit(f"{order_id}.{seq}", order_id, seq, family.name, dict(options), now)
-    for p in steps:
+    for p, cells in zip(steps, placed, strict=True):
         unit.steps.append(
             Step(
                 f"{unit.id}/{p.name}",
@@ -157,6 +169,7 @@ def _unit(
                 state=StepState.SKIPPED if p.skipped else StepState.PENDING,
                 after=p.after,
                 attributes=dict(p.attributes),
+                cells=cells,
             )
         )
     return unit
@@ -170,13 +183,16 @@ def release(
     *,
     source: str = "",
     actor: str = "planner",
+    stations: Sequence[Station] = (),
 ) -> Released:
     """Check, plan and store orders, all or nothing.
 
     Raises:
         OrderError: a problem in any order, or an order id already used for other content.
     """
-    orders, units, programs, events = prepare(specs, families, now, source=source, actor=actor)
+    orders, units, programs, events = prepare(
+        specs, families, now, source=source, actor=actor, stations=stations
+    )
     same = store.release(orders, units, programs, events)
     return Released(
         released=[o.id for o in orders if o.id not in same],
@@ -185,13 +201,31 @@ def release(
     )
 
 
-def _digest(
-    spec: OrderSpec, planned: list[tuple[Family, dict[str, OptionValue], list[PlannedStep]]]
-) -> str:
+def _place(step: PlannedStep, stations: Sequence[Station]) -> Placed:
+    """The cells a step may run on (empty: any capable one).
+
+    Raises:
+        ValueError: its program fits no capable cell, or the generator refuses it.
+    """
+    if step.skipped or step.program.kind is not ProgramKind.GENERATOR:
+        return ()
+    try:
+        check_generator_call(step.program)
+        cells, reasons = place(step, stations)
+    except ValueError as exc:
+        raise ValueError(f"step {step.name}: {exc}") from None
+    if reasons and not cells:
+        raise ValueError(
+            f"step {step.name}: the program fits no capable cell: " + " | ".join(reasons)
+        )
+    return cells
+
+
+def _digest(spec: OrderSpec, planned: list[Planned]) -> str:
     content = {
         "priority": spec.priority,
         "due": spec.due.isoformat() if spec.due else None,
-        "units": [{"family": f.name, "options": o} for f, o, _ in planned],
+        "units": [{"family": f.name, "options": o} for f, o, _, _ in planned],
     }
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

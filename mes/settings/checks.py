@@ -42,6 +42,16 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
                     Issue(("cells", i, "capabilities", j), f"duplicate capability {capability!r}")
                 )
             seen.add(capability)
+        if cell.machine is not None:
+            for axis in ("x_mm", "y_mm", "z_mm"):
+                low, high = getattr(cell.machine, axis)
+                if low > high:
+                    issues.append(
+                        Issue(
+                            ("cells", i, "machine", axis),
+                            f"minimum {low:g} is greater than maximum {high:g}",
+                        )
+                    )
         for capability in cell.duration_factors:
             if capability not in seen:
                 issues.append(

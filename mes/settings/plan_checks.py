@@ -17,7 +17,9 @@ from mes.settings.schema import FamilyConfig, ParameterValue
 from mes.settings.toml_lines import KeyPath
 from routing.expr import Expression, ExpressionError
 from routing.family import Family, OptionSpec, ProgramSpec, Rule, StepSpec
-from routing.planner import plan
+from mes.domain import ProgramKind
+from routing.planner import check_generator_call, plan
+from routing.programs import PARAMETERS
 
 
 class _Parser:
@@ -71,6 +73,10 @@ def build_plan(
             if (expr := parser.parse((*base, "attributes", key), text)) is not None
         }
         program = None
+        if step.program is not None and step.program.generator is not None:
+            parser.issues += _generator_issues(
+                base, step.program.generator, list(step.program.parameters)
+            )
         if step.program is not None:
             program = ProgramSpec(
                 {
@@ -110,6 +116,26 @@ def build_plan(
     return issues, tuple(steps), tuple(rules)
 
 
+def _generator_issues(base: KeyPath, generator: str, parameters: list[str]) -> list[Issue]:
+    """An unknown generator, or parameters it does not take, at their keys."""
+    if generator not in PARAMETERS:
+        known = ", ".join(sorted(PARAMETERS))
+        return [
+            Issue(
+                (*base, "program", "generator"), f"unknown generator {generator!r} (known: {known})"
+            )
+        ]
+    takes = PARAMETERS[generator]
+    return [
+        Issue(
+            (*base, "program", "parameters", name),
+            f"{generator} takes no parameter {name!r} (it takes: {', '.join(sorted(takes))})",
+        )
+        for name in parameters
+        if name not in takes
+    ]
+
+
 def _cycles(config: FamilyConfig) -> list[Issue]:
     """One issue at the first step whose ``after`` chain leads back to itself."""
     after: dict[str, list[str]] = {}
@@ -135,7 +161,7 @@ def try_defaults(family: Family) -> list[Issue]:
         return []
     try:
         values = family.configure({})
-        plan(family, values)
+        planned = plan(family, values)
     except OrderError as exc:
         steps = {step.name: i for i, step in enumerate(family.steps)}
         issues = []
@@ -144,4 +170,12 @@ def try_defaults(family: Family) -> list[Issue]:
             path: KeyPath = ("steps", steps[name]) if name in steps else ("rules",)
             issues.append(Issue(path, f"with the default options: {problem.reason}"))
         return issues
-    return []
+    issues = []
+    for i, step in enumerate(planned):
+        if step.skipped or step.program.kind is not ProgramKind.GENERATOR:
+            continue
+        try:
+            check_generator_call(step.program)
+        except ValueError as exc:
+            issues.append(Issue(("steps", i, "program"), f"with the default options: {exc}"))
+    return issues

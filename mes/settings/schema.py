@@ -99,6 +99,26 @@ def driver_kinds() -> tuple[str, ...]:
     return tuple(str(get_args(m.model_fields["kind"].annotation)[0]) for m in members)
 
 
+Range = Annotated[list[float], Field(min_length=2, max_length=2)]
+
+
+class MachineConfig(_Model):
+    """``[cells.machine]``: a cell that runs G-code: its class and its work envelope.
+
+    The class (printer: Marlin words; cnc and laser: GRBL words) says which G/M words a
+    program may use; the envelope is ``[min, max]`` in mm per axis, with X/Y from the
+    front-left corner and Z0 the bed, the plate in focus, or the top of the stock (a
+    CNC cuts below it: a negative minimum).
+    """
+
+    kind: Literal["printer", "cnc", "laser"]
+    x_mm: Range
+    y_mm: Range
+    z_mm: Range
+    extra_words: list[str] = Field(default_factory=list)
+    """G/M words this machine accepts beyond its class's set."""
+
+
 class CellConfig(_Model):
     """One ``[[cells]]`` entry: a machine, what it can do, and how to drive it."""
 
@@ -107,6 +127,9 @@ class CellConfig(_Model):
     area: str = ""
     rerun_interrupted: bool = False
     duration_factors: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
+    setup_s: dict[Identifier, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    """Seconds to change over when a step attribute (material, colour, tool) changes."""
+    machine: MachineConfig | None = None
     driver: DriverConfig
 
     def duration_factor(self, capability: str) -> float:

@@ -30,19 +30,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+from routing.programs.gcode import Box
 from routing.programs.params import Param, Values, header, num, read_params
 
 NAME = "fdm_part"
 MAX_MOVES = 200_000
 """Largest program we make (about 6 MB); beyond, a part needs a real slicer."""
 RETRACT_MIN_TRAVEL_MM = 2.0
+BOUNDS_SLACK_MM = 0.0
+"""How much larger than the program's real motion :func:`bounds` may be, per side, in mm."""
 MATERIALS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "PLA": ((180, 235), (0, 70)),
     "PETG": ((220, 260), (50, 100)),
     "ABS": ((230, 270), (80, 115)),
 }
 """Hotend and bed temperature windows (deg C) per material; outside them a print fails."""
+
+# fmt: off
+_WORDS = frozenset({
+    "G0", "G1", "G21", "G28", "G90", "G92", "M82", "M84", "M104", "M107", "M109", "M140",
+})
+# fmt: on
+"""Words of every program; ``M190`` (bed wait) and ``M106`` (fan) are :func:`words`' to add."""
 
 SPEC: dict[str, Param] = {
     "shape": Param(str, "plate", choices=("plate", "box"), help="solid plate or open box"),
@@ -156,8 +167,26 @@ def _infill(region: Rect, lw: float, density: float, along_x: bool) -> list[tupl
     return lines
 
 
-def _plan(v: Values, lw: float, layers: int) -> list[tuple[int, float]]:
-    """Per layer: loop count and infill density (0..1)."""
+@dataclass(frozen=True, slots=True)
+class _Layers:
+    """How the part is sliced: every layer's loops, and its infill density (0..1).
+
+    Layers ``i < solid_below`` and ``i >= solid_from`` are solid, the others ``sparse``.
+    """
+
+    count: int
+    loops: int
+    solid_below: int
+    solid_from: int
+    sparse: float
+
+    def density(self, i: int) -> float:
+        """Infill density of layer ``i`` (from 0)."""
+        return 1.0 if i < self.solid_below or i >= self.solid_from else self.sparse
+
+
+def _plan(v: Values, lw: float, layers: int) -> _Layers:
+    """Loops and infill of every layer."""
     layer, sparse = v.f("layer_height_mm"), v.f("infill_percent") / 100
     if v.s("shape") == "box":
         walls = max(1, round(v.f("wall_mm") / lw))
@@ -166,11 +195,30 @@ def _plan(v: Values, lw: float, layers: int) -> list[tuple[int, float]]:
             raise ValueError(f"{NAME}: the floor is as thick as the box; use shape 'plate'")
         if 2 * walls * lw >= min(v.f("width_mm"), v.f("depth_mm")) - lw:
             raise ValueError(f"{NAME}: walls of {v.f('wall_mm'):g} mm leave no box inside")
-        return [(walls, 1.0 if i < floor else 0.0) for i in range(layers)]
+        return _Layers(layers, walls, floor, layers, 0.0)
     loops, solid = v.i("perimeters"), v.i("solid_layers")
     if 2 * loops * lw > min(v.f("width_mm"), v.f("depth_mm")):
         raise ValueError(f"{NAME}: {loops} perimeters do not fit in the part")
-    return [(loops, 1.0 if i < solid or i >= layers - solid else sparse) for i in range(layers)]
+    return _Layers(layers, loops, solid, layers - solid, sparse)
+
+
+def _with_parity(low: int, high: int, parity: int) -> int:
+    """How many ``i`` in ``range(low, high)`` (``low >= 0``) have ``i % 2 == parity``."""
+    return (high - parity + 1) // 2 - (low - parity + 1) // 2 if high > low else 0
+
+
+def _move_count(layers: _Layers, outline: Rect, lw: float) -> int:
+    """Moves of all layers (loops, travels, infill lines), summed in closed form."""
+    x_lo, y_lo, x_hi, y_hi = _inset(outline, layers.loops * lw)
+    sparse_low, sparse_high = layers.solid_below, min(layers.solid_from, layers.count)
+    moves = 0
+    for parity, span in ((0, y_hi - y_lo), (1, x_hi - x_lo)):  # infill along X on even layers
+        every = _with_parity(0, layers.count, parity)
+        sparse = _with_parity(sparse_low, sparse_high, parity)
+        per_layer = 4 * layers.loops + 4
+        moves += (every - sparse) * (per_layer + 2 * _line_count(span, lw, 1.0))
+        moves += sparse * (per_layer + 2 * _line_count(span, lw, layers.sparse))
+    return moves
 
 
 def _check(v: Values) -> None:
@@ -186,6 +234,40 @@ def _check(v: Values) -> None:
         raise ValueError(f"{NAME}: the part does not fit the bed with its 5 mm border")
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A part checked as printable: its parameters and the figures derived from them."""
+
+    v: Values
+    lw: float
+    layer: float
+    layers: _Layers
+    top: float
+    outline: Rect
+
+
+def _read(params: Mapping[str, object]) -> _Job:
+    """Check ``params`` as :func:`fdm_part` does (every refusal, same words); slice the part.
+
+    Raises:
+        ValueError: Whatever :func:`fdm_part` refuses.
+    """
+    v = read_params(NAME, SPEC, params)
+    _check(v)
+    lw, layer = round(1.125 * v.f("nozzle_mm"), 4), v.f("layer_height_mm")
+    count = max(1, round(v.f("height_mm") / layer))
+    top = count * layer
+    if top + 10 > v.f("max_z_mm"):
+        raise ValueError(f"{NAME}: the part is too tall for the printer (with a 10 mm lift)")
+    layers = _plan(v, lw, count)
+    x0, y0 = (v.f("bed_x_mm") - v.f("width_mm")) / 2, (v.f("bed_y_mm") - v.f("depth_mm")) / 2
+    outline: Rect = (x0, y0, x0 + v.f("width_mm"), y0 + v.f("depth_mm"))
+    moves = _move_count(layers, outline, lw)
+    if moves > MAX_MOVES:
+        raise ValueError(f"{NAME}: about {moves} moves is over {MAX_MOVES}; print it sliced")
+    return _Job(v, lw, layer, layers, top, outline)
+
+
 def fdm_part(params: Mapping[str, object]) -> str:
     """Make the Marlin G-code that prints a plate or open box.
 
@@ -199,23 +281,9 @@ def fdm_part(params: Mapping[str, object]) -> str:
         ValueError: Bad parameters, temperatures outside the material's window, a part
             that does not fit the bed or the printer, or one too big for :data:`MAX_MOVES`.
     """
-    v = read_params(NAME, SPEC, params)
-    _check(v)
-    lw, layer = round(1.125 * v.f("nozzle_mm"), 4), v.f("layer_height_mm")
-    layers = max(1, round(v.f("height_mm") / layer))
-    top = layers * layer
-    if top + 10 > v.f("max_z_mm"):
-        raise ValueError(f"{NAME}: the part is too tall for the printer (with a 10 mm lift)")
-    plan = _plan(v, lw, layers)
-    x0, y0 = (v.f("bed_x_mm") - v.f("width_mm")) / 2, (v.f("bed_y_mm") - v.f("depth_mm")) / 2
-    outline: Rect = (x0, y0, x0 + v.f("width_mm"), y0 + v.f("depth_mm"))
-    moves = 0
-    for i, (loops, density) in enumerate(plan):
-        x_lo, y_lo, x_hi, y_hi = _inset(outline, loops * lw)
-        span = (y_hi - y_lo) if i % 2 == 0 else (x_hi - x_lo)
-        moves += 4 * loops + 4 + 2 * _line_count(span, lw, density)
-    if moves > MAX_MOVES:
-        raise ValueError(f"{NAME}: about {moves} moves is over {MAX_MOVES}; print it sliced")
+    job = _read(params)
+    v, lw, layer, top, outline, plan = job.v, job.lw, job.layer, job.top, job.outline, job.layers
+    layers = plan.count
     w = _Writer(v, lw, layer)
     hot, bed, travel = v.i("hotend_c"), v.i("bed_c"), num(v.f("travel_feed_mm_min"), 0)
     w.out = header(NAME, v, [f"{layers} layers, line width {lw:g} mm, top at Z{num(top)}"])
@@ -227,7 +295,8 @@ def fdm_part(params: Mapping[str, object]) -> str:
     w.extrude(10 + purge, 2, 1500, 2 * w.e_per_mm)
     w.extrude(10 + purge, 2 + lw, 1500, 2 * w.e_per_mm)
     w.extrude(10, 2 + lw, 1500, 2 * w.e_per_mm)
-    for i, (loops, density) in enumerate(plan):
+    for i in range(layers):
+        loops, density = plan.loops, plan.density(i)
         feed = v.f("first_layer_feed_mm_min") if i == 0 else v.f("feed_mm_min")
         w.out.append(f"; layer {i + 1} of {layers}")
         w.set_retracted(True)
@@ -251,3 +320,41 @@ def fdm_part(params: Mapping[str, object]) -> str:
     w.out += ["M104 S0", "M140 S0", "M107", "M84"]
     w.out.append(f"; filament used {w.extruded:.1f} mm")
     return "\n".join(w.out) + "\n"
+
+
+def bounds(params: Mapping[str, object]) -> Box:
+    """The extent of all the program's motion, from the parameters alone (no G-code made).
+
+    Exact (:data:`BOUNDS_SLACK_MM` is 0): from home (X0 Y0 Z0, where ``G28`` puts the head)
+    to the purge line's end or the outer loop's right side in X, to the back-left parking
+    spot in Y, to the 10 mm lift above the top in Z; coordinates rounded as written.
+
+    Raises:
+        ValueError: Whatever :func:`fdm_part` refuses, with the same message.
+    """
+    job = _read(params)
+    v, lw = job.v, job.lw
+    outer = _inset(job.outline, lw / 2)  # the outermost loop (_loops' first)
+    purge_end = 10 + min(100.0, v.f("bed_x_mm") - 20)
+    return Box(
+        (0.0, max(float(num(purge_end)), float(num(outer[2])))),
+        (0.0, max(float(math.floor(v.f("bed_y_mm"))), float(num(outer[3])), float(num(2 + lw)))),
+        (0.0, max(5.0, float(num(job.top + 10)))),
+    )
+
+
+def words(params: Mapping[str, object]) -> frozenset[str]:
+    """The G/M words the program contains: ``M190`` on a heated bed, ``M106`` from layer 2.
+
+    The bed wait only when ``bed_c`` is above 0, the fan only when ``fan_percent`` is and
+    the part has a second layer.
+
+    Raises:
+        ValueError: Parameters the declaration refuses (names, types, ranges); a part that
+            cannot be printed is :func:`bounds`' to refuse.
+    """
+    v = read_params(NAME, SPEC, params)
+    found = _WORDS | {"M190"} if v.i("bed_c") > 0 else _WORDS
+    if v.i("fan_percent") and round(v.f("height_mm") / v.f("layer_height_mm")) > 1:
+        found |= {"M106"}
+    return found

@@ -7,6 +7,9 @@ travel separately), path lengths, net extrusion and a feed-rate time estimate.
 :func:`check` adds the two questions asked before a program is released to a cell: does
 every move stay inside the cell's work :class:`Envelope`, and is every G/M word one the
 cell's machine class accepts? The answers are sentences for a person, each naming the line.
+:func:`check_bounds` asks the same of a program known only by the box of its motion and
+its words (computed from a generator's parameters, before any G-code is made), naming "the
+program" instead of a line.
 
 Envelope convention (one for every machine class): X and Y from the front-left corner of
 the bed, laser plate or stock, +X right, +Y to the back. Z = 0 is the bed surface (printer),
@@ -36,6 +39,7 @@ __all__ = [
     "Move",
     "analyse",
     "check",
+    "check_bounds",
     "moves",
     "parse_line",
 ]
@@ -230,6 +234,25 @@ def _more(count: int) -> str:
     return f" ({count} more line{'s' if count > 1 else ''} too)" if count else ""
 
 
+def _word_problem(where: str, command: str, more: int = 0) -> str:
+    return f"{where}: {command} is not allowed on this machine{_more(more)}"
+
+
+def _beyond(value: float, low: float, high: float) -> int:
+    """-1 below ``low``, 1 above ``high``, 0 within (both with the reader's tolerance)."""
+    return -1 if value < low - _TOLERANCE_MM else 1 if value > high + _TOLERANCE_MM else 0
+
+
+def _envelope_problem(
+    where: str, axis: str, value: float, side: int, envelope: Envelope, more: int = 0
+) -> str:
+    low, high = envelope.limits(axis)
+    what = f"below the envelope's minimum {low:.3f}" if side < 0 else (
+        f"beyond the envelope's maximum {high:.3f}"
+    )  # fmt: skip
+    return f"{where}: {axis} {value:.3f} mm is {what} mm{_more(more)}"
+
+
 def check(program: str, envelope: Envelope, allowed_words: frozenset[str]) -> list[str]:
     """List what is wrong with running ``program`` on a cell.
 
@@ -248,28 +271,63 @@ def check(program: str, envelope: Envelope, allowed_words: frozenset[str]) -> li
     found, problems, uses = _run(program)
     for command, lines in sorted(uses.items(), key=lambda item: item[1][0]):
         if command not in allowed_words:
-            problems.append(
-                f"line {lines[0]}: {command} is not allowed on this machine{_more(len(lines) - 1)}"
-            )
+            problems.append(_word_problem(f"line {lines[0]}", command, len(lines) - 1))
     beyond: dict[tuple[int, int], tuple[int, float, list[int]]] = {}
     for move in found:
         for point in (move.end, *move.extremes):  # a start is the previous move's end
             for axis, value in enumerate(point):
                 if value is None:
                     continue
-                low, high = envelope.limits(AXES[axis])
-                side = (
-                    -1 if value < low - _TOLERANCE_MM else 1 if value > high + _TOLERANCE_MM else 0
-                )
+                side = _beyond(value, *envelope.limits(AXES[axis]))
                 if side == 0:
                     continue
                 first = beyond.setdefault((axis, side), (move.line, value, []))
                 if move.line != first[0] and move.line not in first[2][-1:]:
                     first[2].append(move.line)
     for (axis, side), (line, value, more) in sorted(beyond.items(), key=lambda i: i[1][0]):
-        low, high = envelope.limits(AXES[axis])
-        where = f"below the envelope's minimum {low:.3f}" if side < 0 else (
-            f"beyond the envelope's maximum {high:.3f}"
-        )  # fmt: skip
-        problems.append(f"line {line}: {AXES[axis]} {value:.3f} mm is {where} mm{_more(len(more))}")
+        problems.append(
+            _envelope_problem(f"line {line}", AXES[axis], value, side, envelope, len(more))
+        )
+    return problems
+
+
+def _word_order(word: str) -> tuple[str, float, str]:
+    try:
+        return word[:1], float(word[1:]), ""
+    except ValueError:
+        return word[:1], math.inf, word
+
+
+def check_bounds(
+    box: Box,
+    words: frozenset[str],
+    envelope: Envelope,
+    allowed_words: frozenset[str],
+    where: str = "the program",
+) -> list[str]:
+    """:func:`check` for a program known only by its extent and its words.
+
+    Args:
+        box: Extent of all the program's motion (e.g. ``routing.programs.bounds``).
+        words: G/M words the program may contain (e.g. ``routing.programs.words``).
+        envelope: The cell's work envelope.
+        allowed_words: G/M words the cell accepts.
+        where: What the sentences name instead of a line.
+
+    Returns:
+        One sentence per word not allowed (in G/M number order), then one per axis and
+        side where ``box`` leaves the envelope (beyond the reader's 1e-6 mm tolerance),
+        worded as :func:`check` words them with ``where`` for the line. Empty when fine.
+    """
+    problems = [
+        _word_problem(where, word)
+        for word in sorted(words - allowed_words, key=_word_order)
+    ]  # fmt: skip
+    for axis, extent in zip(AXES, (box.x, box.y, box.z), strict=True):
+        if extent is None:
+            continue
+        low, high = envelope.limits(axis)
+        for side, value in ((-1, extent[0]), (1, extent[1])):
+            if _beyond(value, low, high) == side:
+                problems.append(_envelope_problem(where, axis, value, side, envelope))
     return problems

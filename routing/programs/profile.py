@@ -30,9 +30,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from routing.programs.params import Param, header, num, read_params
+from routing.programs.gcode import Box
+from routing.programs.params import Param, Values, header, num, read_params
 
 NAME = "profile_rect"
+BOUNDS_SLACK_MM = 0.0025
+"""How much larger than the program's real motion :func:`bounds` may be, per side, in mm."""
+_ARC_PAD_MM = 0.002
+"""Where an arc's extreme lands as the reader sees it: the written end (0.0005 off), the
+centre as the written start plus written ``I``/``J`` (0.001 off), the radius from written
+``I``/``J`` (0.0007 off); 0.0017 mm at most, padded to 0.002."""
 
 SPEC: dict[str, Param] = {
     "width_mm": Param(float, 100.0, 1.0, 2000.0, help="part width (X)"),
@@ -52,6 +59,8 @@ SPEC: dict[str, Param] = {
     "safe_z_mm": Param(float, 5.0, 0.1, 200.0, help="approach height above the stock"),
     "clearance_z_mm": Param(float, 15.0, 0.1, 500.0, help="height at start and end"),
 }
+_WORDS = frozenset({"G0", "G1", "G4", "G17", "G21", "G90", "G94", "M2", "M3", "M5"})
+"""Words of every program; the arcs' ``G2``/``G3`` are :func:`words`' to add."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +108,8 @@ def _emit(seg: Segment, start: tuple[float, float], z: str) -> str:
     return f"{'G2' if seg.clockwise else 'G3'} {xy} I{num(i)} J{num(j)}"
 
 
-def profile_rect(params: Mapping[str, object]) -> str:
-    """Make the G-code that cuts a rounded rectangle free from its stock.
-
-    Args:
-        params: Parameters as declared in :data:`SPEC` (missing ones take defaults).
-
-    Returns:
-        The complete program, lines ending in ``\\n``.
-
-    Raises:
-        ValueError: Bad parameters, a corner radius over half the smaller side, heights
-            in the wrong order, or a margin too small for the tool radius and lead-in.
-    """
+def _read(params: Mapping[str, object]) -> tuple[Values, int]:
+    """Check ``params`` as :func:`profile_rect` does; return them and the number of passes."""
     v = read_params(NAME, SPEC, params)
     width, height, radius = v.f("width_mm"), v.f("height_mm"), v.f("corner_radius_mm")
     tool_r, lead, margin = v.f("tool_diameter_mm") / 2, v.f("lead_in_mm"), v.f("margin_mm")
@@ -128,6 +126,26 @@ def profile_rect(params: Mapping[str, object]) -> str:
     passes = math.ceil(total / v.f("depth_per_pass_mm") - 1e-9)
     if passes > 500:
         raise ValueError(f"{NAME}: {passes} passes are too many; raise depth_per_pass_mm")
+    return v, passes
+
+
+def profile_rect(params: Mapping[str, object]) -> str:
+    """Make the G-code that cuts a rounded rectangle free from its stock.
+
+    Args:
+        params: Parameters as declared in :data:`SPEC` (missing ones take defaults).
+
+    Returns:
+        The complete program, lines ending in ``\\n``.
+
+    Raises:
+        ValueError: Bad parameters, a corner radius over half the smaller side, heights
+            in the wrong order, or a margin too small for the tool radius and lead-in.
+    """
+    v, passes = _read(params)
+    width, height, radius = v.f("width_mm"), v.f("height_mm"), v.f("corner_radius_mm")
+    tool_r, lead, margin = v.f("tool_diameter_mm") / 2, v.f("lead_in_mm"), v.f("margin_mm")
+    total = v.f("thickness_mm") + v.f("breakthrough_mm")
     start, loop = contour(
         margin - tool_r, margin - tool_r, margin + width + tool_r, margin + height + tool_r,
         radius + tool_r,
@@ -160,3 +178,41 @@ def profile_rect(params: Mapping[str, object]) -> str:
         out.append(_emit(lead_out, start, ""))
     out += [f"G0 Z{clear}", "M5", "M2"]
     return "\n".join(out) + "\n"
+
+
+def bounds(params: Mapping[str, object]) -> Box:
+    """The extent of all the program's motion, from the parameters alone (no G-code made).
+
+    The contour offset by the tool radius, the lead-in start beside the front middle (left
+    of it when not climbing), from the last pass depth up to the clearance height. X and
+    Y are padded by 0.002 mm for how the reader places arc extremes from rounded numbers,
+    so the box is at most :data:`BOUNDS_SLACK_MM` larger than the real one; Z is exact.
+
+    Raises:
+        ValueError: Whatever :func:`profile_rect` refuses, with the same message.
+    """
+    v, passes = _read(params)
+    tool_r, lead, margin = v.f("tool_diameter_mm") / 2, v.f("lead_in_mm"), v.f("margin_mm")
+    x0, x1 = margin - tool_r, margin + v.f("width_mm") + tool_r
+    middle = (x0 + x1) / 2
+    entry = middle + lead if v.b("climb") else middle - lead
+    total = v.f("thickness_mm") + v.f("breakthrough_mm")
+    pad = _ARC_PAD_MM
+    return Box(
+        (min(x0, entry) - pad, max(x1, entry) + pad),
+        (margin - tool_r - lead - pad, margin + v.f("height_mm") + tool_r + pad),
+        (float(num(-total * passes / passes, 4)), float(num(v.f("clearance_z_mm")))),
+    )
+
+
+def words(params: Mapping[str, object]) -> frozenset[str]:
+    """The G/M words the program contains: arcs one way or both, by ``lead_in`` and ``climb``.
+
+    Raises:
+        ValueError: Parameters the declaration refuses (names, types, ranges); a part that
+            cannot be cut is :func:`bounds`' to refuse.
+    """
+    v = read_params(NAME, SPEC, params)
+    if v.s("lead_in") == "arc":
+        return _WORDS | {"G2", "G3"}
+    return _WORDS | {"G2" if v.b("climb") else "G3"}

@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from mes.bootstrap import stations  # noqa: E402
 from mes.service.order_files import OrderSpec, UnitSpec  # noqa: E402
 from mes.service.release import release  # noqa: E402
 from mes.settings import load_plant  # noqa: E402
@@ -42,12 +43,15 @@ def main() -> None:
             units.append(UnitSpec(family.name, family.sample(rng), f"unit {n}", None))
         orders.append(OrderSpec(f"B-{start}", 0, None, tuple(units), "bench", None))
 
+    cells = stations(plant)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(f"sqlite:///{tmp}/bench.db")
         began = time.perf_counter()
         released = 0
         for spec in orders:
-            released += release(store, [spec], plant.families, datetime.now(UTC)).units
+            released += release(
+                store, [spec], plant.families, datetime.now(UTC), stations=cells
+            ).units
         elapsed = time.perf_counter() - began
         steps = sum(len(u.steps) for u in store.load_units())
         store.close()

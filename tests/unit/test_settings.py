@@ -114,11 +114,8 @@ def test_demo_plant_loads() -> None:
     assert plant.families["phone-stand"].options["pad"].kind is OptionKind.BOOLEAN
     assert plant.families["phone-stand"].options["pad"].default is True
     engrave = nameplate.steps[1]
-    assert (engrave.name, engrave.capability, engrave.parameters) == (
-        "engrave-name",
-        "laser.engrave",
-        ("text", "width_mm"),
-    )
+    assert (engrave.name, engrave.capability) == ("engrave-name", "laser.engrave")
+    assert engrave.program is not None and engrave.program.generator == "engrave_text"
     assert str(engrave.when) == "text != ''"
     assert str(engrave.duration) == "60 + 5 * len(text)"
     assert nameplate.configure({})["width_mm"] == 160
@@ -174,7 +171,7 @@ PLANT_CASES = {
         13,
         "cells[1].colour",
         "unknown key (allowed: name, capabilities, area, rerun_interrupted, "
-        "duration_factors, driver)",
+        "duration_factors, setup_s, machine, driver)",
     ),
     "capabilities of the wrong type": (
         '["print.fdm"]',
