@@ -23,7 +23,6 @@ from routing.family import Family, OptionValue
 from routing.fit import Station, place
 from routing.planner import PlannedStep, check_generator_call, plan
 
-
 Placed = tuple[str, ...]
 Planned = tuple[Family, dict[str, OptionValue], list[PlannedStep], list[Placed]]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mes.domain import ProgramKind
 from mes.errors import OrderError
 from mes.settings.issues import Issue
 from mes.settings.schema import FamilyConfig, ParameterValue
 from mes.settings.toml_lines import KeyPath
 from routing.expr import Expression, ExpressionError
 from routing.family import Family, OptionSpec, ProgramSpec, Rule, StepSpec
-from mes.domain import ProgramKind
 from routing.planner import check_generator_call, plan
 from routing.programs import PARAMETERS
 
