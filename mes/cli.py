@@ -261,7 +261,7 @@ def unit_show(
                     step["state"] if job is None else job["state"],
                     str(job["id"]) if job else "",
                     job["cell"] if job else "",
-                    step["program_id"][:12],
+                    (job["program_id"] if job else step["program_id"])[:12],
                     _when(job["started_at"]) if job else "",
                     _when(job["finished_at"]) if job else "",
                     _result(job) if job else "",

@@ -297,7 +297,7 @@ class Controller:
                     step.dispatch(cell.name, job_id, now), self.actor, cell=cell.name, job_id=job_id
                 )
             )
-            changes.job(step, at=now)
+            changes.job(step, at=now, program_id=program.id)
             changes.add(Event.of(cell.handle(CellEvent.START, now), self.actor, job_id=job_id))
             cell.job_id = job_id
             if unit.state is UnitState.RELEASED:

@@ -81,10 +81,17 @@ class Changes:
     events: list[Event] = field(default_factory=list)
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
 
-    def job(self, step: Step, at: datetime | None = None, state: str | None = None) -> None:
+    def job(
+        self,
+        step: Step,
+        at: datetime | None = None,
+        state: str | None = None,
+        program_id: str | None = None,
+    ) -> None:
         """Snapshot the job a step holds now (its state as of this moment, or ``state``).
 
-        ``at`` marks a new hand-off: the job row is created, dispatched at ``at``.
+        ``at`` marks a new hand-off: the job row is created, dispatched at ``at``, naming
+        ``program_id``, the program the cell gets (the step's own by default).
         """
         assert step.job_id is not None
         previous = self.jobs.get(step.job_id, {})
@@ -95,7 +102,7 @@ class Changes:
             "started_at": step.started_at,
             "finished_at": step.finished_at,
             "result": dict(step.result),
-            **({"new": _job_row(step, at)} if at is not None else {}),
+            **({"new": _job_row(step, at, program_id)} if at is not None else {}),
         }
 
     def add(self, *items: Unit | Step | Cell | Event) -> None:
@@ -525,12 +532,13 @@ def _row(table: Table, item: object, only: Iterable[str] | None = None) -> dict[
 _STEP_STATE = ("state", "cell", "job_id", "attempts", "started_at", "finished_at", "result")
 
 
-def _job_row(step: Step, at: datetime) -> dict[str, Any]:
+def _job_row(step: Step, at: datetime, program_id: str | None) -> dict[str, Any]:
     return {
         **_row(JOBS, step),
         "id": step.job_id,
         "step_id": step.id,
         "cell": step.cell or "",
+        "program_id": program_id or step.program_id,
         "dispatched_at": at,
     }
 
