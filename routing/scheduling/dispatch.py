@@ -53,6 +53,8 @@ class ReadyStep:
     Attributes:
         attributes: Setup-relevant values, e.g. ``{"material": "pla"}``.
         remaining_s: Expected work left in the unit after this step (for ``slack``).
+        cells: The only cells that may run it (its program fits them); empty: any
+            cell with the capability.
     """
 
     step_id: str
@@ -64,6 +66,7 @@ class ReadyStep:
     avoid: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
     remaining_s: float = 0.0
+    cells: frozenset[str] = frozenset()
 
     @property
     def rank(self) -> tuple[int, datetime, tuple[datetime, str, int, int] | tuple[()]]:
@@ -109,7 +112,7 @@ class _Entry:
         self.step = step
         self.planned: str | None = None  # reserved for this cell
         self.open = False  # in its group's heap and takeable by any cell
-        self.group = tuple(sorted(step.attributes.items()))
+        self.group = (tuple(sorted(step.attributes.items())), step.cells)
         due = step.due.timestamp() if step.due is not None else math.inf
         self.tie: tuple[float, tuple[object, ...], int] = (due, step.released or (), seq)
         # The part of the rule's key that does not depend on the cell (see _best).
@@ -121,17 +124,20 @@ class _Entry:
             self.key = (-step.priority, due)
 
 
+_GroupKey = tuple[tuple[tuple[str, str], ...], frozenset[str]]
 _HeapItem = tuple[tuple[int, float], tuple[float, tuple[object, ...], int], _Entry]
 Score = tuple[object, ...]
 
 
 class _Group:
-    """Open steps of one capability and one set of attribute values, best on top."""
+    """Open steps of one capability, one set of attribute values and one set of eligible
+    cells, best on top."""
 
-    __slots__ = ("attributes", "count", "heap")
+    __slots__ = ("attributes", "cells", "count", "heap")
 
-    def __init__(self, attributes: Mapping[str, str]) -> None:
+    def __init__(self, attributes: Mapping[str, str], cells: frozenset[str]) -> None:
         self.attributes = attributes
+        self.cells = cells
         self.heap: list[_HeapItem] = []
         self.count = 0
 
@@ -151,7 +157,7 @@ class Dispatcher:
             raise ValueError(f"unknown dispatch rule {rule!r}; choose from {', '.join(RULES)}")
         self.rule = rule
         self._entries: dict[str, _Entry] = {}
-        self._groups: dict[str, dict[tuple[tuple[str, str], ...], _Group]] = {}
+        self._groups: dict[str, dict[_GroupKey, _Group]] = {}
         self._seq = itertools.count()
         self._cells: dict[str, frozenset[str]] = {}  # known cells that are up
         self._cap_count: dict[str, int] = {}  # capability -> known up cells offering it
@@ -191,7 +197,7 @@ class Dispatcher:
         by_attrs = self._groups.setdefault(entry.step.capability, {})
         group = by_attrs.get(entry.group)
         if group is None:
-            group = by_attrs[entry.group] = _Group(dict(entry.step.attributes))
+            group = by_attrs[entry.group] = _Group(dict(entry.step.attributes), entry.step.cells)
         heapq.heappush(group.heap, (entry.key, entry.tie, entry))
         group.count += 1
         entry.open = True
@@ -357,7 +363,9 @@ class Dispatcher:
             factor = factors.get(capability, 1.0)
             avoidable = counts.get(capability, 0) > 1
             for group in groups.values():
-                entry, passed = _top(group, cell.name, avoidable)
+                if group.cells and cell.name not in group.cells:
+                    continue  # its program does not fit this cell
+                entry, passed = _top(group, cell.name, avoidable and len(group.cells) != 1)
                 skipped |= passed
                 if entry is None:
                     continue

@@ -329,3 +329,19 @@ def test_each_pick_is_the_rules_best_step_over_all_ready_steps(rule, specs, pick
             {**cell.state, **picked.attributes},
             PRINTER_SETUPS,
         )
+
+
+@pytest.mark.parametrize("rule", ["rank", "ect", "slack"])
+def test_a_step_restricted_to_cells_its_program_fits_goes_only_there(rule):
+    from routing.scheduling.dispatch import Dispatcher, IdleCell, ReadyStep
+
+    big = ReadyStep("big", "laser.engrave", 60.0, cells=frozenset({"router-1"}))
+    small = ReadyStep("small", "laser.engrave", 90.0)
+    laser = IdleCell("laser-1", frozenset({"laser.engrave"}))
+    router = IdleCell("router-1", frozenset({"laser.engrave"}), factors={"laser.engrave": 2.0})
+    dispatcher = Dispatcher(rule)
+    dispatcher.add(big)
+    assert dispatcher.pick(laser) is None  # it does not fit the laser's bed
+    dispatcher.add(small)
+    pairs = dispatcher.assign([laser, router])
+    assert {(s.step_id, c.name) for s, c in pairs} == {("small", "laser-1"), ("big", "router-1")}
