@@ -20,6 +20,7 @@ def cell_setups(plant: Plant) -> list[CellSetup]:
             driver_kind=c.driver.kind,
             factors=dict(c.duration_factors),
             rerun_interrupted=c.rerun_interrupted,
+            setup_s=dict(c.setup_s),
         )
         for c in plant.cells
     ]
@@ -67,4 +68,5 @@ def build_controller(
 ) -> Controller:
     """A controller for ``plant`` on ``store``, with a driver for every cell."""
     drivers = {c.name: build_driver(c, speed=speed, seed=seed) for c in plant.cells}
+    options = options or ControllerOptions(rule=plant.config.plant.dispatch)
     return Controller(store, cell_setups(plant), drivers, options=options, actor=actor)

@@ -49,10 +49,12 @@ from mes.domain import (
 from mes.domain.step import ON_CELL
 from mes.errors import StoreError
 from mes.service.programs import ProgramCache
+from mes.service.ready import ReadySteps
 from mes.service.recorder import Recorder
 from mes.service.supervisor import Action, Backoff, CellSupervisor
 from mes.store import Changes, Store
-from routing.scheduling.dispatch import IdleCell, ReadyStep, assign
+from routing.scheduling.dispatch import IdleCell
+from routing.scheduling.model import next_state
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +74,13 @@ class CellSetup:
     driver_kind: str
     factors: Mapping[str, float] = field(default_factory=dict)
     rerun_interrupted: bool = False
+    setup_s: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ControllerOptions:
     max_attempts: int = 3
+    rule: str = "rank"
     poll_s: float = 1.0
     job_id_block: int = 256
     drain_s: float = 30.0
@@ -110,11 +114,14 @@ class Controller:
         self.units: dict[str, Unit] = {}
         self.steps: dict[str, Step] = {}
         self.orders: dict[str, Order] = {}
-        self.ready: dict[str, Step] = {}
         self.progress: dict[str, float] = {}
         self._avoid: dict[str, str] = {}
+        self.ready = ReadySteps(self.options.rule, self.units, self.orders, self._avoid.get)
+        #: Attribute values each cell is set up for (material, colour...), as dispatched.
+        self.loaded: dict[str, dict[str, str]] = {c.name: {} for c in cells}
         self.programs = ProgramCache(store)
         self._job_ids: list[int] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._last_event = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -235,40 +242,24 @@ class Controller:
 
     def _idle_cells(self) -> list[IdleCell]:
         return [
-            IdleCell(name, cell.capabilities, self.setups[name].factors)
+            IdleCell(
+                name,
+                cell.capabilities,
+                self.setups[name].factors,
+                self.loaded[name],
+                self.setups[name].setup_s,
+            )
             for name, cell in self.cells.items()
             if cell.available
             and self.supervisors[name].connected
             and not self.supervisors[name].busy
         ]
 
-    def _ready_steps(self) -> list[ReadyStep]:
-        out = []
-        for step in self.ready.values():
-            unit = self.units[step.unit_id]
-            if unit.state not in (UnitState.RELEASED, UnitState.IN_PROGRESS):
-                continue
-            if any(other.state in ON_CELL for other in unit.steps):
-                continue  # a unit is in one cell at a time
-            order = self.orders.get(unit.order_id)
-            out.append(
-                ReadyStep(
-                    step.id,
-                    step.capability,
-                    step.expected_s,
-                    priority=order.priority if order else 0,
-                    due=order.due if order else None,
-                    released=(unit.released_at, unit.order_id, unit.seq, step.seq),
-                    avoid=self._avoid.get(step.id),
-                )
-            )
-        return out
-
     async def _dispatch(self) -> None:
         idle = self._idle_cells()
-        if not idle or not self.ready:
+        if not idle or not len(self.ready):
             return
-        pairs = assign(self._ready_steps(), idle)
+        pairs = self.ready.assign(idle)
         if not pairs:
             return
         # Everything that awaits comes first, so the decisions below see one instant.
@@ -282,39 +273,44 @@ class Controller:
             prepared.append((ready, idle_cell, program, await self._job_id()))
         changes = Changes()
         actions: list[tuple[str, Job]] = []
-        placed: set[str] = set()
         for ready, idle_cell, program, job_id in prepared:
             step, cell = self.steps.get(ready.step_id), self.cells[idle_cell.name]
-            if step is None or step.id not in self.ready or not cell.available:
+            if step is None or step.id not in self.ready:
                 continue  # changed while we fetched; the job id is simply never used
-            if step.unit_id in placed:
-                self._wake.set()  # two steps of one unit: one now, the cell goes again
-                continue
-            placed.add(step.unit_id)
             unit, now = self.units[step.unit_id], self.clock()
+            if not cell.available or not self.ready.runnable(unit):
+                self.ready.refresh(unit)  # offer it again; the job id is never used
+                self._wake.set()
+                continue
+            setup = idle_cell.setup(ready)
             changes.add(
                 Event.of(
-                    step.dispatch(cell.name, job_id, now), self.actor, cell=cell.name, job_id=job_id
+                    step.dispatch(cell.name, job_id, now),
+                    self.actor,
+                    cell=cell.name,
+                    job_id=job_id,
+                    **({"setup_s": setup} if setup else {}),
                 )
             )
+            self.loaded[cell.name] = next_state(self.loaded[cell.name], step.attributes)
             changes.job(step, at=now, program_id=program.id)
             changes.add(Event.of(cell.handle(CellEvent.START, now), self.actor, job_id=job_id))
             cell.job_id = job_id
             if unit.state is UnitState.RELEASED:
                 changes.add(Event.of(unit.handle(UnitEvent.START, now), self.actor), unit)
             changes.add(step, cell)
-            del self.ready[step.id]
-            actions.append((cell.name, self._job(step, cell.name, program)))
+            self.ready.discard(step)
+            self.ready.refresh(unit)  # its other ready steps wait until it leaves the cell
+            actions.append((cell.name, self._job(step, cell.name, program, setup)))
         await self.recorder.commit(changes)
         for name, job in actions:
             self.supervisors[name].inbox.put_nowait(Action("start", job))
 
-    def _job(self, step: Step, cell: str, program: Program) -> Job:
+    def _job(self, step: Step, cell: str, program: Program, setup_s: float = 0.0) -> Job:
         assert step.job_id is not None
         factor = self.setups[cell].factors.get(step.capability, 1.0)
-        return Job(
-            step.job_id, step.id, step.unit_id, step.capability, program, step.expected_s * factor
-        )
+        expected = setup_s + step.expected_s * factor
+        return Job(step.job_id, step.id, step.unit_id, step.capability, program, expected)
 
     async def _job_id(self) -> int:
         if not self._job_ids:
@@ -424,6 +420,7 @@ class Controller:
                 Event.of(cell.handle(CellEvent.REJECT, now), self.actor, reason=reason), cell
             )
             cell.job_id = None
+        self.ready.refresh(self.units[step.unit_id])
         await self.recorder.commit(changes)
         self._wake.set()
 
@@ -433,6 +430,7 @@ class Controller:
         if step.job_id == job.job_id and step.state in ON_CELL:
             self._interrupt(step, changes, reason, now)
         self._reset_cell(cell, changes, now)
+        self.ready.refresh(self.units[step.unit_id])
         await self.recorder.commit(changes)
         self._wake.set()
 
@@ -492,6 +490,7 @@ class Controller:
             self._after_failure(unit, step, name, changes, now)
         self._reset_cell(cell, changes, now)
         changes.add(step, unit, cell)
+        self.ready.refresh(unit)
         await self.recorder.commit(changes)
         self._wake.set()
 
@@ -553,6 +552,7 @@ class Controller:
             log.warning(
                 "step %s interrupted on %s: %s; waiting for an operator", step.id, step.cell, reason
             )
+        self.ready.refresh(self.units[step.unit_id])
 
     def _reset_cell(self, cell: Cell, changes: Changes, now: datetime) -> None:
         """Bring a cell that ended a job back to idle, journaling each PackML step."""
@@ -566,10 +566,10 @@ class Controller:
     async def _unmakeable(self, step: Step, reason: str) -> None:
         """A step whose program cannot be made: abort it and fail its unit (no cell can
         run it; the family or the unit's options need a person)."""
-        if step.id not in self.ready:
+        if step.state is not StepState.READY:
             return
         unit, now, changes = self.units[step.unit_id], self.clock(), Changes()
-        del self.ready[step.id]
+        self.ready.discard(step)
         changes.add(
             Event.of(
                 step.handle(StepEvent.ABORT, now),
@@ -584,14 +584,31 @@ class Controller:
         await self.recorder.commit(changes)
 
     def _ready(self, step: Step) -> None:
-        """Make ``step`` a dispatch candidate and start making its program."""
-        self.ready[step.id] = step
-        self.programs.prefetch(step.program_id)
+        """Make ``step`` a dispatch candidate once its program is made, so a freed cell
+        never waits for a toolpath: it takes other work meanwhile."""
+        made = self.programs.prefetch(step.program_id)
+        if made.done() and made.exception() is None:
+            self.ready.add(step)
+            return
+        made.add_done_callback(lambda future: self._program_made(step, future))
+
+    def _program_made(self, step: Step, made: asyncio.Future[Program]) -> None:
+        if step.state is not StepState.READY or self.steps.get(step.id) is not step:
+            return  # aborted, or its unit left, while the program was being made
+        error = made.exception()
+        if error is None:
+            self.ready.add(step)
+            self._wake.set()
+        elif isinstance(error, ValueError):
+            self._tasks.add(task := asyncio.create_task(self._unmakeable(step, str(error))))
+            task.add_done_callback(self._tasks.discard)
+        else:
+            log.error("cannot make the program of step %s: %s", step.id, error)
 
     def _forget(self, unit: Unit) -> None:
         """Drop a finished unit from memory; the store keeps its record."""
         for step in unit.steps:
             self.steps.pop(step.id, None)
-            self.ready.pop(step.id, None)
+            self.ready.discard(step)
             self._avoid.pop(step.id, None)
         self.units.pop(unit.id, None)

@@ -80,6 +80,10 @@ def summarise(
     units = store.order_units(order_id)
     jobs = store.order_jobs(order_id)
     states = Counter(u["state"] for u in units)
+    ended = [j["finished_at"] for j in jobs if j["finished_at"]]
+    if jobs and ended:
+        # From the first hand-off to the last end: the plant's work, not start-up.
+        wall_s = (max(ended) - min(j["dispatched_at"] for j in jobs)).total_seconds()
     done = states.get("done", 0)
     busy: Counter[str] = Counter()
     for job in jobs:
@@ -113,10 +117,12 @@ async def run_demo(
     out: TextIO = sys.stdout,
     quiet: bool = False,
     on_controller: Callable[[Controller], None] | None = None,
+    order: OrderSpec | None = None,
 ) -> dict[str, Any]:
-    """Release ``units`` random units, run the plant until each is done or failed."""
-    rng = random.Random(seed)
-    spec = random_order(plant, units, rng)
+    """Release ``units`` random units (or ``order``), run the plant until each is done or
+    failed, and summarise."""
+    spec = order or random_order(plant, units, random.Random(seed))
+    units = len(spec.units)
     controller = build_controller(plant, store, speed=speed, seed=seed, actor="demo")
     progress = Progress(spec.id or "", units, out, quiet=quiet)
     controller.recorder.subscribe(progress)

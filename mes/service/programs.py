@@ -26,9 +26,10 @@ class ProgramCache:
         self.size = size
         self._made: OrderedDict[str, asyncio.Future[Program]] = OrderedDict()
 
-    def prefetch(self, program_id: str) -> None:
-        """Start making ``program_id`` now, without waiting for it."""
-        self._future(program_id)
+    def prefetch(self, program_id: str) -> asyncio.Future[Program]:
+        """Start making ``program_id`` now, without waiting for it; the future tells when
+        it is made (or why it cannot be)."""
+        return self._future(program_id)
 
     async def get(self, program_id: str) -> Program:
         """The program to hand to a cell for ``program_id``.

@@ -78,6 +78,10 @@ class PlantSection(_Model):
     name: NonBlank
     products: NonBlank = "products"
     """Directory of family files, relative to the plant file."""
+    dispatch: Literal["rank", "ect", "setup", "slack"] = "ect"
+    """The dispatch rule: ``ect`` earliest completion with setups (default), ``setup``
+    shortest setup first (batches by material and colour), ``slack`` least due-date
+    slack, ``rank`` priority, due date, then release order."""
 
 
 class SimDriverConfig(_Model):

@@ -9,6 +9,10 @@ Rules (selectable by name; a higher order priority always wins first):
   included (its duration factor times the expected time, plus the setup from the
   cell's current attribute state to the step's attributes). Same-material,
   same-colour work therefore runs back to back, which is what keeps changeovers rare.
+- ``setup``: shortest setup first, then due date and release order: a cell keeps running
+  work of the attributes it is set up for (material, colour) while there is any, so
+  changeovers happen only when that work runs out. Best for throughput when due dates
+  are loose; ``slack`` when they are tight.
 - ``slack``: least due-date slack: due date minus (setup + expected time + the unit's
   remaining work). Steps without a due date come after all that have one.
 
@@ -42,7 +46,7 @@ from datetime import UTC, datetime
 from routing.scheduling.model import setup_time
 
 _NO_DUE = datetime.max.replace(tzinfo=UTC)
-RULES = ("rank", "ect", "slack")
+RULES = ("rank", "ect", "setup", "slack")
 LOOKAHEAD = 8  # planned steps a freed cell may look past to find a ready one
 
 
@@ -118,6 +122,8 @@ class _Entry:
         # The part of the rule's key that does not depend on the cell (see _best).
         if rule == "ect":
             self.key = (-step.priority, step.expected_s)
+        elif rule == "setup":
+            self.key = (-step.priority, 0.0)
         elif rule == "slack":
             self.key = (-step.priority, due - step.expected_s - step.remaining_s)
         else:
@@ -373,6 +379,8 @@ class Dispatcher:
                 if rule == "ect":
                     completion = setup + entry.step.expected_s * factor
                     key: Score = (entry.key[0], completion, entry.tie)
+                elif rule == "setup":
+                    key = (entry.key[0], setup, entry.tie)
                 elif rule == "slack":
                     key = (entry.key[0], entry.key[1] - setup, entry.tie)
                 else:
