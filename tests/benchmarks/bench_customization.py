@@ -111,7 +111,8 @@ def main() -> None:
         "custom": run(plant, custom, args.speed),
     }
     print(
-        f"\n{'run':10} {'units':>6} {'plant h':>8} {'units/h':>8} {'work h':>8} {'work/plant h':>13}"
+        f"\n{'run':10} {'units':>6} {'plant h':>8} {'units/h':>8} {'work h':>8} "
+        f"{'work/plant h':>13}"
     )
     for name, r in rows.items():
         print(

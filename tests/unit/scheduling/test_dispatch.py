@@ -278,6 +278,8 @@ def brute_force_key(rule: str, s: ReadyStep, cell: IdleCell, seq: int) -> tuple[
         return (-s.priority, setup + cell.duration(s), tie)
     if rule == "slack":
         return (-s.priority, due - s.expected_s - s.remaining_s - setup, tie)
+    if rule == "setup":
+        return (-s.priority, setup, tie)
     return (-s.priority, due, tie[1:], setup + cell.duration(s))
 
 
