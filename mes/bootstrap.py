@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from drivers.base import Driver
 from drivers.sim import SimCell
 from mes.service.controller import CellSetup, Controller, ControllerOptions
@@ -9,6 +11,9 @@ from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.store import Store
 from routing.fit import Station
 from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
+from routing.scheduling.optimizer import available as optimizer_available
+
+log = logging.getLogger(__name__)
 
 
 def cell_setups(plant: Plant) -> list[CellSetup]:
@@ -57,6 +62,22 @@ def build_driver(cell: CellConfig, *, speed: float = 1.0, seed: int | str = 0) -
     raise NotImplementedError(f"no driver for kind {config.kind!r}")  # pragma: no cover
 
 
+def controller_options(plant: Plant) -> ControllerOptions:
+    """The controller's options from the plant config; the optimizer only if installed."""
+    section = plant.config.plant
+    optimize_s = section.optimize_s
+    if optimize_s > 0 and not optimizer_available():
+        log.warning(
+            "optimize_s is set but OR-Tools is not installed (pip install -e '.[opt]'); "
+            "dispatching by the %r rule alone",
+            section.dispatch,
+        )
+        optimize_s = 0.0
+    return ControllerOptions(
+        rule=section.dispatch, optimize_s=optimize_s, replan_s=section.replan_s
+    )
+
+
 def build_controller(
     plant: Plant,
     store: Store,
@@ -68,5 +89,5 @@ def build_controller(
 ) -> Controller:
     """A controller for ``plant`` on ``store``, with a driver for every cell."""
     drivers = {c.name: build_driver(c, speed=speed, seed=seed) for c in plant.cells}
-    options = options or ControllerOptions(rule=plant.config.plant.dispatch)
+    options = options or controller_options(plant)
     return Controller(store, cell_setups(plant), drivers, options=options, actor=actor)

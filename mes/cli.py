@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mes.cli_bench import bench_app
 from mes.errors import InputError, MesError, NotFound
 from mes.settings import DEFAULT_PLANT_PATH, load_plant
 from mes.store import Store
@@ -32,6 +33,7 @@ cell_app = typer.Typer(help="Look at cells.", no_args_is_help=True)
 app.add_typer(order_app, name="order")
 app.add_typer(unit_app, name="unit")
 app.add_typer(cell_app, name="cell")
+app.add_typer(bench_app, name="bench")
 
 DbOption = Annotated[
     str | None,

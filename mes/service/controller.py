@@ -48,6 +48,7 @@ from mes.domain import (
 )
 from mes.domain.step import ON_CELL
 from mes.errors import StoreError
+from mes.service.planning import Replanner
 from mes.service.programs import ProgramCache
 from mes.service.ready import ReadySteps
 from mes.service.recorder import Recorder
@@ -81,6 +82,10 @@ class CellSetup:
 class ControllerOptions:
     max_attempts: int = 3
     rule: str = "rank"
+    #: Optimizer time limit per plan (0: dispatch by rule alone); plan at most every
+    #: ``replan_s`` seconds, when work arrives or a cell goes down.
+    optimize_s: float = 0.0
+    replan_s: float = 30.0
     poll_s: float = 1.0
     job_id_block: int = 256
     drain_s: float = 30.0
@@ -122,6 +127,11 @@ class Controller:
         self.programs = ProgramCache(store)
         self._job_ids: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self.replanner = (
+            Replanner(self, self.options.optimize_s, self.options.replan_s)
+            if self.options.optimize_s > 0
+            else None
+        )
         self._last_event = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -155,6 +165,8 @@ class Controller:
                 for s in self.supervisors.values()
             ]
             tasks.append(asyncio.create_task(self._poll_releases(), name="poll"))
+            if self.replanner is not None:
+                tasks.append(asyncio.create_task(self.replanner.run(), name="planner"))
             self.started.set()
             await self._dispatch_loop()
             await self._drain()
@@ -220,6 +232,8 @@ class Controller:
                     self._ready(step)
         if fresh:
             self._wake.set()
+            if self.replanner is not None:
+                self.replanner.request()
 
     async def _poll_releases(self) -> None:
         while True:
@@ -323,6 +337,7 @@ class Controller:
     async def cell_connected(self, name: str, status: CellStatus) -> Action | None:
         """Reconcile a cell that (re)connected; return what its supervisor should do."""
         cell, now = self.cells[name], self.clock()
+        self.ready.dispatcher.cell_up(name, cell.capabilities)
         changes = Changes()
         changes.add(
             Event.of(cell.handle(CellEvent.CONNECT, now), self.actor, reported=status.state.value),
@@ -379,6 +394,9 @@ class Controller:
         cell = self.cells[name]
         if cell.state is CellState.OFFLINE:
             return
+        self.ready.dispatcher.cell_down(name)
+        if self.replanner is not None:
+            self.replanner.request()
         changes = Changes()
         changes.add(
             Event.of(cell.handle(CellEvent.DISCONNECT, self.clock()), self.actor, reason=reason),
@@ -507,6 +525,8 @@ class Controller:
     def _after_failure(
         self, unit: Unit, step: Step, cell: str, changes: Changes, now: datetime
     ) -> None:
+        if self.replanner is not None:
+            self.replanner.request()  # the plan assumed this step would succeed
         if step.attempts < self.options.max_attempts:
             changes.add(
                 Event.of(

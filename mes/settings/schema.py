@@ -82,6 +82,10 @@ class PlantSection(_Model):
     """The dispatch rule: ``ect`` earliest completion with setups (default), ``setup``
     shortest setup first (batches by material and colour), ``slack`` least due-date
     slack, ``rank`` priority, due date, then release order."""
+    optimize_s: float = Field(default=0.0, ge=0.0)
+    """Optimizer time limit per plan in seconds (needs the ``opt`` extra); 0: off."""
+    replan_s: float = Field(default=30.0, gt=0.0)
+    """Plan again at most this often (when work arrives or a cell goes down)."""
 
 
 class SimDriverConfig(_Model):

@@ -26,8 +26,10 @@ cell. A freed cell then compares only the tops of the groups of its capabilities
 (a few dozen heaps among ten thousand steps), computing each group's setup once.
 Removal is lazy (an entry is dropped when it surfaces). A plan from the optimizer
 (:meth:`Dispatcher.follow`) reserves steps for cells: a freed cell takes the first
-ready step of its plan, else falls back to the rule over the unreserved steps; a cell
-that goes down or is held (:meth:`Dispatcher.cell_down`) gets nothing, and the steps
+ready step of its plan, else falls back to the rule over the unreserved steps, and a
+cell that would still idle takes planned steps back (:meth:`Dispatcher.unreserve`): a
+plan never leaves a cell idle beside work it can do. A cell that goes down or is held
+(:meth:`Dispatcher.cell_down`) gets nothing, and the steps
 planned for it return to the common pool for the other cells.
 
 :func:`assign` is the original batch interface (used by the controller), now a thin
@@ -329,7 +331,32 @@ class Dispatcher:
                 counts[cap] -= 1
             for other in [n for n, (_, skipped) in cache.items() if skipped]:
                 del cache[other]
+        if free and self._planned_for and any(self.unreserve(cell) for cell in free.values()):
+            pairs += self.assign(list(free.values()))  # what the plan held back
         return pairs
+
+    def unreserve(self, cell: IdleCell) -> int:
+        """Open every ready step reserved by the plan that ``cell`` could run.
+
+        A plan is advice: it must never leave a cell idle beside work it can do (the
+        step it waits for may be late, or planned for a cell that is busy elsewhere).
+
+        Returns:
+            How many steps were opened.
+        """
+        opened = 0
+        for entry in self._entries.values():
+            step = entry.step
+            if (
+                entry.planned is not None
+                and step.capability in cell.capabilities
+                and (not step.cells or cell.name in step.cells)
+            ):
+                self._planned_for.pop(step.step_id, None)
+                entry.planned = None
+                self._open(entry)
+                opened += 1
+        return opened
 
     def _takeable(self, entry: _Entry) -> bool:
         return self._entries.get(entry.step.step_id) is entry

@@ -347,3 +347,16 @@ def test_a_step_restricted_to_cells_its_program_fits_goes_only_there(rule):
     dispatcher.add(small)
     pairs = dispatcher.assign([laser, router])
     assert {(s.step_id, c.name) for s, c in pairs} == {("small", "laser-1"), ("big", "router-1")}
+
+
+def test_a_plan_never_leaves_a_cell_idle_beside_work_it_can_do():
+    from routing.scheduling.dispatch import Dispatcher, IdleCell, ReadyStep
+
+    dispatcher = Dispatcher("setup")
+    for n in range(3):
+        dispatcher.add(ReadyStep(f"s{n}", "print", 100.0))
+    # The plan gives everything to p2 (busy now) and p1's own planned step is not ready.
+    dispatcher.follow({"p2": ["s0", "s1", "s2"], "p1": ["later"]})
+    p1 = IdleCell("p1", frozenset({"print"}))
+    pairs = dispatcher.assign([p1])
+    assert [(s.step_id, c.name) for s, c in pairs] == [("s0", "p1")]
