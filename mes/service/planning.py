@@ -115,6 +115,8 @@ class Replanner:
         self.time_limit_s = time_limit_s
         self.interval_s = interval_s
         self.due = asyncio.Event()
+        #: Set once the dispatcher follows a plan.
+        self.planned = asyncio.Event()
         self.plans = 0
 
     def request(self) -> None:
@@ -153,6 +155,7 @@ class Replanner:
         # Steps dispatched while the optimizer worked are simply skipped by the dispatcher.
         ready.dispatcher.follow(sequences)
         self.plans += 1
+        self.planned.set()
         log.info(
             "plan %d: %d steps on %d cells", self.plans, len(problem.operations), len(sequences)
         )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+
+import pytest
 
 from mes.domain import StepState
-from tests.service.conftest import build, release_units, running
+from routing.scheduling.optimizer import available as optimizer_available
+from tests.service.conftest import FAST, build, release_units, running
 
 
 def unit_done(unit_id: str):
@@ -135,3 +139,30 @@ async def test_released_while_running_is_picked_up(store):
         (unit_id,) = release_units(store, order_id="LATE")
         job = await plant.started("a1")
         assert job.unit_id == unit_id
+
+
+async def test_with_the_optimizer_planning_ahead_every_unit_still_finishes(store):
+    if not optimizer_available():
+        pytest.skip("OR-Tools is not installed (pip install -e '.[opt]')")
+    units = release_units(store, count=6)
+    plant = build(store, options=replace(FAST, optimize_s=0.5, replan_s=0.5))
+
+    async def finish_everything(name: str) -> None:
+        while True:
+            job = await plant.fakes[name].next_started()
+            plant.fakes[name].complete(job.job_id)
+
+    async with running(plant):
+        replanner = plant.controller.replanner
+        assert replanner is not None
+        async with asyncio.timeout(60):
+            await replanner.planned.wait()  # a plan arrived while the units were open
+        workers = [asyncio.create_task(finish_everything(n)) for n in plant.fakes]
+        try:
+            for unit_id in units:
+                await plant.wait_for(unit_done(unit_id), seconds=30)
+        finally:
+            for worker in workers:
+                worker.cancel()
+    assert set(store.unit_states().values()) == {"done"}
+    assert replanner.plans >= 1
