@@ -117,35 +117,40 @@ class Solution:
         )
 
 
-def evaluate(c: Compiled, mach: list[int], seqs: list[list[int]]) -> list[float] | None:
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """One forward pass over the disjunctive graph: earliest starts and ends, the order
+    the operations were reached in, and each operation's machine successor (-1: none)."""
+
+    start: list[float]
+    end: list[float]
+    order: list[int]
+    mnext: list[int]
+
+
+def forward(c: Compiled, mach: list[int], seqs: list[list[int]]) -> Pass | None:
     """Earliest starts for an assignment and sequences, or None if they form a cycle."""
     n = c.n
-    mprev = [-1] * n
+    mprev, mnext = [-1] * n, [-1] * n
     indeg = [len(p) for p in c.preds]
     for seq in seqs:
         for i in range(1, len(seq)):
-            mprev[seq[i]] = seq[i - 1]
-            indeg[seq[i]] += 1
-    mnext = [-1] * n
-    for seq in seqs:
-        for i in range(len(seq) - 1):
-            mnext[seq[i]] = seq[i + 1]
-    start = [0.0] * n
-    end = [0.0] * n
+            a, b = seq[i - 1], seq[i]
+            mprev[b], mnext[a] = a, b
+            indeg[b] += 1
+    preds, succs, dur, avail, setup = c.preds, c.succs, c.dur, c.avail, c.setup
+    start, end = [0.0] * n, [0.0] * n
+    order: list[int] = []
     stack = [v for v in range(n) if indeg[v] == 0]
-    done = 0
-    preds, dur, avail, succs, setup = c.preds, c.dur, c.avail, c.succs, c.setup
     while stack:
         v = stack.pop()
-        done += 1
-        k = mach[v]
-        p = mprev[v]
+        order.append(v)
+        k, p = mach[v], mprev[v]
         s = end[p] + setup(k, p, v) if p >= 0 else avail[k] + setup(k, -1, v)
         for q in preds[v]:
             if end[q] > s:
                 s = end[q]
-        start[v] = s
-        end[v] = s + dur[v][k]
+        start[v], end[v] = s, s + dur[v][k]
         for w in succs[v]:
             indeg[w] -= 1
             if indeg[w] == 0:
@@ -155,7 +160,13 @@ def evaluate(c: Compiled, mach: list[int], seqs: list[list[int]]) -> list[float]
             indeg[w] -= 1
             if indeg[w] == 0:
                 stack.append(w)
-    return start if done == n else None
+    return Pass(start, end, order, mnext) if len(order) == n else None
+
+
+def evaluate(c: Compiled, mach: list[int], seqs: list[list[int]]) -> list[float] | None:
+    """Earliest starts for an assignment and sequences, or None if they form a cycle."""
+    result = forward(c, mach, seqs)
+    return None if result is None else result.start
 
 
 def to_schedule(c: Compiled, sol: Solution) -> Schedule:

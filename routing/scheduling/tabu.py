@@ -34,45 +34,18 @@ import math
 import random
 from collections.abc import Callable
 
-from routing.scheduling.compiled import Compiled, Solution
+from routing.scheduling.compiled import Compiled, Solution, forward
 
 
 def _times(
     c: Compiled, mach: list[int], seqs: list[list[int]]
 ) -> tuple[list[float], list[float], float] | None:
     """Heads, tails and makespan; None when the sequences make a cycle."""
-    n = c.n
-    mprev, mnext = [-1] * n, [-1] * n
-    indeg = [len(p) for p in c.preds]
-    for seq in seqs:
-        for i in range(1, len(seq)):
-            a, b = seq[i - 1], seq[i]
-            mprev[b], mnext[a] = a, b
-            indeg[b] += 1
-    preds, succs, dur, avail, setup = c.preds, c.succs, c.dur, c.avail, c.setup
-    start, end = [0.0] * n, [0.0] * n
-    order: list[int] = []
-    stack = [v for v in range(n) if indeg[v] == 0]
-    while stack:
-        v = stack.pop()
-        order.append(v)
-        k, p = mach[v], mprev[v]
-        s = end[p] + setup(k, p, v) if p >= 0 else avail[k] + setup(k, -1, v)
-        for q in preds[v]:
-            if end[q] > s:
-                s = end[q]
-        start[v], end[v] = s, s + dur[v][k]
-        for w in succs[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                stack.append(w)
-        w = mnext[v]
-        if w >= 0:
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                stack.append(w)
-    if len(order) != n:
+    result = forward(c, mach, seqs)
+    if result is None:
         return None
+    n, start, end, order, mnext = c.n, result.start, result.end, result.order, result.mnext
+    succs, dur, setup = c.succs, c.dur, c.setup
     tail = [0.0] * n
     for v in reversed(order):
         t = 0.0
