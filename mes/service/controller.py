@@ -48,6 +48,7 @@ from mes.domain import (
 )
 from mes.domain.step import ON_CELL
 from mes.errors import StoreError
+from mes.service.operator import carry_out
 from mes.service.planning import Replanner
 from mes.service.programs import ProgramCache
 from mes.service.ready import ReadySteps
@@ -127,6 +128,8 @@ class Controller:
         self.programs = ProgramCache(store)
         self._job_ids: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Cells an operator held while they ran a job: held when it ends.
+        self.hold_after_job: set[str] = set()
         self.replanner = (
             Replanner(self, self.options.optimize_s, self.options.replan_s)
             if self.options.optimize_s > 0
@@ -229,15 +232,21 @@ class Controller:
             for step in unit.steps:
                 self.steps[step.id] = step
                 if step.state is StepState.READY:
-                    self._ready(step)
+                    self.make_ready(step)
         if fresh:
             self._wake.set()
             if self.replanner is not None:
                 self.replanner.request()
 
+    def wake(self) -> None:
+        """Look for work to dispatch (something changed)."""
+        self._wake.set()
+
     async def _poll_releases(self) -> None:
         while True:
             await asyncio.sleep(self.options.poll_s)
+            for request in await asyncio.to_thread(self.store.pending_requests):
+                await carry_out(self, request)
             ids, self._last_event = await asyncio.to_thread(
                 self.store.released_since, self._last_event
             )
@@ -343,6 +352,7 @@ class Controller:
             Event.of(cell.handle(CellEvent.CONNECT, now), self.actor, reported=status.state.value),
             cell,
         )
+        changes.clear(name, "link", now)
         step = next((s for s in self.steps.values() if s.cell == name and s.state in ON_CELL), None)
         action: Action | None = None
         finished = None
@@ -398,9 +408,12 @@ class Controller:
         if self.replanner is not None:
             self.replanner.request()
         changes = Changes()
+        now = self.clock()
         changes.add(
-            Event.of(cell.handle(CellEvent.DISCONNECT, self.clock()), self.actor, reason=reason),
-            cell,
+            Event.of(cell.handle(CellEvent.DISCONNECT, now), self.actor, reason=reason), cell
+        )
+        changes.alarm(
+            "medium", f"link lost: {reason}", now, cell=name, subject="link", code="offline"
         )
         self.progress.pop(name, None)
         await self.recorder.commit(changes)
@@ -431,7 +444,7 @@ class Controller:
                 step,
             )
             changes.job(step, state="rejected")
-            self._ready(step)
+            self.make_ready(step)
             self._avoid[step.id] = name
         if cell.state is CellState.STARTING:
             changes.add(
@@ -481,6 +494,7 @@ class Controller:
             changes.job(step)
             if cell.state in (CellState.STARTING, CellState.EXECUTE):
                 changes.add(Event.of(cell.handle(CellEvent.COMPLETE, now), self.actor))
+            changes.clear(name, step.id, now)  # its earlier faults here are behind it
             self._advance(unit, changes, now)
         else:
             code, text = (
@@ -501,6 +515,14 @@ class Controller:
             step.finished_at = now
             step.result = {"outcome": "unsuccessful", "code": code, "text": text}
             changes.job(step)
+            changes.alarm(
+                "high",
+                f"{code} {text} (job {job.job_id}, {step.id})",
+                now,
+                cell=name,
+                subject=step.id,
+                code=code,
+            )
             if cell.state in (CellState.STARTING, CellState.EXECUTE):
                 changes.add(
                     Event.of(cell.handle(CellEvent.FAULT, now), self.actor, code=code, text=text)
@@ -517,10 +539,10 @@ class Controller:
     def _advance(self, unit: Unit, changes: Changes, now: datetime) -> None:
         for nxt in unit.next_ready():
             changes.add(Event.of(nxt.handle(StepEvent.READY, now), self.actor), nxt)
-            self._ready(nxt)
+            self.make_ready(nxt)
         if unit.complete and unit.state is UnitState.IN_PROGRESS:
             changes.add(Event.of(unit.handle(UnitEvent.FINISH, now), self.actor), unit)
-            self._forget(unit)
+            self.forget(unit)
 
     def _after_failure(
         self, unit: Unit, step: Step, cell: str, changes: Changes, now: datetime
@@ -536,7 +558,7 @@ class Controller:
                     avoid=cell,
                 )
             )
-            self._ready(step)
+            self.make_ready(step)
             self._avoid[step.id] = cell
         elif unit.state in (UnitState.IN_PROGRESS, UnitState.HELD):
             changes.add(
@@ -547,6 +569,15 @@ class Controller:
                     attempts=step.attempts,
                 ),
                 unit,
+            )
+            changes.alarm(
+                "high",
+                f"unit failed: {step.name} failed {step.attempts} times; an operator decides "
+                f"(mes step retry {step.id} | mes unit scrap {unit.id})",
+                now,
+                cell=cell,
+                subject=unit.id,
+                code="unit-failed",
             )
 
     def _interrupt(self, step: Step, changes: Changes, reason: str, now: datetime) -> None:
@@ -567,10 +598,19 @@ class Controller:
                     reason="cell allows re-running an interrupted job",
                 )
             )
-            self._ready(step)
+            self.make_ready(step)
         else:
             log.warning(
                 "step %s interrupted on %s: %s; waiting for an operator", step.id, step.cell, reason
+            )
+            changes.alarm(
+                "high",
+                f"job {step.job_id} lost: {reason}; it may have been part-made, so it is not "
+                f"re-run unattended (mes step retry {step.id} | mes unit scrap {step.unit_id})",
+                now,
+                cell=step.cell,
+                subject=step.id,
+                code="interrupted",
             )
         self.ready.refresh(self.units[step.unit_id])
 
@@ -580,6 +620,15 @@ class Controller:
             changes.add(Event.of(cell.handle(CellEvent.CLEAR, now), self.actor))
         if cell.state in (CellState.COMPLETE, CellState.STOPPED):
             changes.add(Event.of(cell.handle(CellEvent.RESET, now), self.actor))
+        if cell.state is CellState.IDLE and cell.name in self.hold_after_job:
+            self.hold_after_job.discard(cell.name)
+            changes.add(
+                Event.of(
+                    cell.handle(CellEvent.HOLD, now),
+                    self.actor,
+                    reason="an operator held it during its job",
+                )
+            )
         cell.job_id = None
         changes.add(cell)
 
@@ -601,9 +650,16 @@ class Controller:
         if unit.state is UnitState.RELEASED:
             changes.add(Event.of(unit.handle(UnitEvent.START, now), self.actor))
         changes.add(Event.of(unit.handle(UnitEvent.FAIL, now), self.actor, step=step.id), unit)
+        changes.alarm(
+            "high",
+            f"program of {step.id} cannot be made: {reason}",
+            now,
+            subject=unit.id,
+            code="program",
+        )
         await self.recorder.commit(changes)
 
-    def _ready(self, step: Step) -> None:
+    def make_ready(self, step: Step) -> None:
         """Make ``step`` a dispatch candidate once its program is made, so a freed cell
         never waits for a toolpath: it takes other work meanwhile."""
         made = self.programs.prefetch(step.program_id)
@@ -625,7 +681,7 @@ class Controller:
         else:
             log.error("cannot make the program of step %s: %s", step.id, error)
 
-    def _forget(self, unit: Unit) -> None:
+    def forget(self, unit: Unit) -> None:
         """Drop a finished unit from memory; the store keeps its record."""
         for step in unit.steps:
             self.steps.pop(step.id, None)

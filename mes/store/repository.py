@@ -38,6 +38,7 @@ from sqlmodel import SQLModel
 from mes.domain import Cell, Event, Order, Program, ProgramKind, Step, StepState, Unit, UnitState
 from mes.errors import OrderError, Problem, StoreError
 from mes.store.tables import (
+    ALARMS,
     CELLS,
     COUNTER,
     EVENTS,
@@ -45,6 +46,7 @@ from mes.store.tables import (
     META,
     ORDERS,
     PROGRAMS,
+    REQUESTS,
     SCHEMA_VERSION,
     STEPS,
     UNITS,
@@ -80,6 +82,47 @@ class Changes:
     cells: dict[str, Cell] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Requests carried out (id -> state, result, done_at).
+    requests: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Alarms to raise (rows), to clear ((cell, subject), at), to acknowledge (id -> who, at).
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    clears: list[tuple[str, str, datetime]] = field(default_factory=list)
+    acks: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+
+    def answer(self, request_id: int, state: str, result: str, at: datetime) -> None:
+        """Record what became of a request, with the change it made."""
+        self.requests[request_id] = {
+            "k": request_id,
+            "state": state,
+            "result": result,
+            "done_at": at,
+        }
+
+    def alarm(
+        self,
+        severity: str,
+        text: str,
+        at: datetime,
+        *,
+        cell: str = "",
+        subject: str = "",
+        code: str = "",
+    ) -> None:
+        """Raise an alarm (active and unacknowledged)."""
+        self.alarms.append(
+            {
+                "raised_at": at,
+                "severity": severity,
+                "cell": cell,
+                "subject": subject,
+                "code": code,
+                "text": text,
+            }
+        )
+
+    def clear(self, cell: str, subject: str, at: datetime) -> None:
+        """Clear the active alarms of ``cell`` about ``subject`` ("" matches any)."""
+        self.clears.append((cell, subject, at))
 
     def job(
         self,
@@ -121,11 +164,25 @@ class Changes:
         self.steps.update(other.steps)
         self.cells.update(other.cells)
         self.events.extend(other.events)
+        self.requests.update(other.requests)
+        self.alarms.extend(other.alarms)
+        self.clears.extend(other.clears)
+        self.acks.update(other.acks)
         for job_id, snapshot in other.jobs.items():
             self.jobs[job_id] = {**self.jobs.get(job_id, {}), **snapshot}
 
     def __bool__(self) -> bool:
-        return bool(self.units or self.steps or self.cells or self.events or self.jobs)
+        return bool(
+            self.units
+            or self.steps
+            or self.cells
+            or self.events
+            or self.jobs
+            or self.requests
+            or self.alarms
+            or self.clears
+            or self.acks
+        )
 
 
 class Store:
@@ -359,6 +416,52 @@ class Store:
             if rows:
                 conn.execute(insert(PROGRAMS), rows)
 
+    def submit(
+        self,
+        at: datetime,
+        actor: str,
+        source: str,
+        action: str,
+        target: str,
+        reason: str = "",
+        args: dict[str, Any] | None = None,
+    ) -> int:
+        """Queue a request for the controller; return its id."""
+        row = {
+            "at": at,
+            "actor": actor,
+            "source": source,
+            "action": action,
+            "target": target,
+            "reason": reason,
+            "args": args or {},
+            "state": "pending",
+        }
+        with self._write() as conn:
+            return int(conn.execute(insert(REQUESTS).returning(REQUESTS.c.id), [row]).scalar_one())
+
+    def request(self, request_id: int) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(select(REQUESTS).where(REQUESTS.c.id == request_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def pending_requests(self) -> list[dict[str, Any]]:
+        """Requests not carried out yet, oldest first."""
+        query = select(REQUESTS).where(REQUESTS.c.state == "pending").order_by(REQUESTS.c.id)
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def alarms(self, open_only: bool = False) -> list[dict[str, Any]]:
+        """Alarms, active and unacknowledged first, newest first within each."""
+        query = select(ALARMS)
+        if open_only:
+            query = query.where((ALARMS.c.active.is_(True)) | (ALARMS.c.acked_at.is_(None)))
+        query = query.order_by(
+            ALARMS.c.active.desc(), ALARMS.c.acked_at.is_not(None), ALARMS.c.id.desc()
+        )
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def last_event_id(self) -> int:
         with self._read() as conn:
             return int(conn.execute(select(func.max(EVENTS.c.id))).scalar() or 0)
@@ -478,6 +581,7 @@ class Store:
 _STEP_UPDATE = update(STEPS).where(STEPS.c.id == bindparam("k"))
 _UNIT_UPDATE = update(UNITS).where(UNITS.c.id == bindparam("k"))
 _CELL_UPDATE = update(CELLS).where(CELLS.c.name == bindparam("k"))
+_REQUEST_UPDATE = update(REQUESTS).where(REQUESTS.c.id == bindparam("k"))
 _JOB_UPDATE = update(JOBS).where(JOBS.c.id == bindparam("k"))
 
 
@@ -516,6 +620,21 @@ def _apply(conn: Connection, changes: Changes) -> None:
         )
     if changes.events:
         conn.execute(insert(EVENTS), [_row(EVENTS, e) for e in changes.events])
+    if changes.requests:
+        conn.execute(_REQUEST_UPDATE, list(changes.requests.values()))
+    for cell, subject, at in changes.clears:
+        query = update(ALARMS).where(ALARMS.c.active.is_(True))
+        if cell:
+            query = query.where(ALARMS.c.cell == cell)
+        if subject:
+            query = query.where(ALARMS.c.subject == subject)
+        conn.execute(query.values(active=False, cleared_at=at))
+    if changes.alarms:
+        conn.execute(insert(ALARMS), changes.alarms)
+    for alarm_id, (who, at) in changes.acks.items():
+        conn.execute(
+            update(ALARMS).where(ALARMS.c.id == alarm_id).values(acked_at=at, acked_by=who)
+        )
 
 
 def _row(table: Table, item: object, only: Iterable[str] | None = None) -> dict[str, Any]:

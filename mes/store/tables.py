@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, Index, Table, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -147,6 +147,48 @@ class EventRow(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
 
 
+class RequestRow(SQLModel, table=True):
+    """An operator's or planner's request, queued durably until the controller acts.
+
+    Whoever asks (CLI, dashboard) inserts it; the controller carries it out and records
+    the result in the same transaction as the change it made: the audit trail.
+    """
+
+    __tablename__ = "request"
+    __table_args__ = (Index("ix_request_state", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UtcDateTime)
+    actor: str
+    source: str
+    action: str
+    target: str
+    args: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    reason: str = ""
+    state: str = "pending"
+    result: str = ""
+    done_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class AlarmRow(SQLModel, table=True):
+    """An alarm: active until cleared, unacknowledged until an operator acknowledges it."""
+
+    __tablename__ = "alarm"
+    __table_args__ = (Index("ix_alarm_open", "active", "acked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    raised_at: datetime = Field(sa_type=UtcDateTime)
+    severity: str
+    cell: str = ""
+    subject: str = ""
+    code: str = ""
+    text: str
+    active: bool = True
+    cleared_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    acked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    acked_by: str = ""
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -163,3 +205,5 @@ STEPS = _table(StepRow)
 JOBS = _table(JobRow)
 CELLS = _table(CellRow)
 EVENTS = _table(EventRow)
+REQUESTS = _table(RequestRow)
+ALARMS = _table(AlarmRow)

@@ -1,0 +1,211 @@
+"""Operator and planner requests: hold and resume a cell, hold and release a unit, scrap
+a unit, retry a step, acknowledge an alarm.
+
+Theory of operation: whoever asks (the CLI now, the dashboard later) queues a request in
+the store; the controller takes pending requests in order and carries each out here.
+Every precondition is checked before anything changes, so a refused request changes
+nothing; the change, its journal entries and the request's answer (done or refused,
+with the reason) are committed in one transaction: the audit trail names who asked,
+from where, why, and what came of it. Holding a cell needs no login, ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mes.domain import CellEvent, CellState, Event, StepEvent, StepState, UnitEvent, UnitState
+from mes.domain.step import ON_CELL
+from mes.errors import DomainError, NotFound
+from mes.store import Changes
+
+if TYPE_CHECKING:
+    from mes.service.controller import Controller
+
+Handler = Callable[["Controller", dict[str, Any], Changes, datetime], Awaitable[str]]
+
+
+async def carry_out(controller: Controller, request: dict[str, Any]) -> None:
+    """Carry out one queued request and record its answer with its change."""
+    now = controller.clock()
+    handler = HANDLERS.get(request["action"])
+    changes = Changes()
+    try:
+        if handler is None:
+            raise DomainError(
+                f"unknown action {request['action']!r} (known: {', '.join(HANDLERS)})"
+            )
+        result, state = await handler(controller, request, changes, now), "done"
+    except DomainError as exc:
+        changes, result, state = Changes(), str(exc), "refused"
+    changes.answer(request["id"], state, result, now)
+    changes.add(
+        Event(
+            now,
+            request["actor"],
+            "request",
+            request["target"],
+            request["action"],
+            "",
+            state,
+            {
+                "request": request["id"],
+                "source": request["source"],
+                "reason": request["reason"],
+                "result": result,
+            },
+        )
+    )
+    await controller.recorder.commit(changes)
+    controller.wake()
+
+
+def _cell(controller: Controller, name: str) -> Any:
+    cell = controller.cells.get(name)
+    if cell is None:
+        raise NotFound(f"no cell {name!r} (cells: {', '.join(controller.cells)})")
+    return cell
+
+
+def _unit(controller: Controller, unit_id: str) -> Any:
+    unit = controller.units.get(unit_id)
+    if unit is None:
+        raise NotFound(f"no unfinished unit {unit_id!r} (it is done, scrapped or unknown)")
+    return unit
+
+
+async def hold_cell(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    cell = _cell(controller, request["target"])
+    if cell.state is CellState.HELD or cell.name in controller.hold_after_job:
+        return "already held"
+    controller.ready.dispatcher.cell_down(cell.name)
+    if cell.state is CellState.IDLE:
+        changes.add(
+            Event.of(cell.handle(CellEvent.HOLD, now), request["actor"], reason=request["reason"]),
+            cell,
+        )
+        return "held"
+    controller.hold_after_job.add(cell.name)
+    return f"held after its current job (cell is {cell.state.value})"
+
+
+async def resume_cell(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    cell = _cell(controller, request["target"])
+    if cell.name in controller.hold_after_job:
+        controller.hold_after_job.discard(cell.name)
+    elif cell.state is CellState.HELD:
+        changes.add(
+            Event.of(
+                cell.handle(CellEvent.UNHOLD, now), request["actor"], reason=request["reason"]
+            ),
+            cell,
+        )
+    else:
+        raise DomainError(f"cell {cell.name} is not held (it is {cell.state.value})")
+    controller.ready.dispatcher.cell_up(cell.name, cell.capabilities)
+    return "resumed"
+
+
+async def hold_unit(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    unit = _unit(controller, request["target"])
+    changes.add(
+        Event.of(unit.handle(UnitEvent.HOLD, now), request["actor"], reason=request["reason"]), unit
+    )
+    controller.ready.refresh(unit)
+    running = [s.id for s in unit.steps if s.state in ON_CELL]
+    return "held" + (f"; {running[0]} runs on to its end" if running else "")
+
+
+async def release_unit(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    unit = _unit(controller, request["target"])
+    changes.add(
+        Event.of(unit.handle(UnitEvent.UNHOLD, now), request["actor"], reason=request["reason"]),
+        unit,
+    )
+    controller.ready.refresh(unit)
+    return "released from hold"
+
+
+async def scrap_unit(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    unit = _unit(controller, request["target"])
+    running = [s for s in unit.steps if s.state in ON_CELL]
+    if running:
+        raise DomainError(f"{running[0].id} runs on {running[0].cell}: wait for it to end")
+    changes.add(
+        Event.of(unit.handle(UnitEvent.SCRAP, now), request["actor"], reason=request["reason"]),
+        unit,
+    )
+    changes.clear("", unit.id, now)
+    for step in unit.steps:
+        changes.clear("", step.id, now)
+    controller.forget(unit)
+    return "scrapped"
+
+
+async def retry_step(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    step = controller.steps.get(request["target"])
+    if step is None:
+        raise NotFound(f"no step {request['target']!r} of an unfinished unit")
+    unit = controller.units[step.unit_id]
+    if step.state not in (StepState.FAILED, StepState.INTERRUPTED, StepState.ABORTED):
+        raise DomainError(
+            f"step {step.id} is {step.state.value}: only a failed, interrupted "
+            "or aborted step can be retried"
+        )
+    if unit.state not in (UnitState.IN_PROGRESS, UnitState.FAILED):
+        raise DomainError(f"unit {unit.id} is {unit.state.value}")
+    if unit.state is UnitState.FAILED:
+        changes.add(
+            Event.of(
+                unit.handle(UnitEvent.REWORK, now), request["actor"], reason=request["reason"]
+            ),
+            unit,
+        )
+    changes.add(
+        Event.of(step.handle(StepEvent.RETRY, now), request["actor"], reason=request["reason"]),
+        step,
+    )
+    changes.clear("", step.id, now)
+    changes.clear("", unit.id, now)
+    controller.make_ready(step)
+    return "will run again under a new job id"
+
+
+async def ack_alarm(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    try:
+        alarm_id = int(request["target"])
+    except ValueError:
+        raise NotFound(f"no alarm {request['target']!r}: alarm ids are numbers") from None
+    found = {a["id"]: a for a in controller.store.alarms()}.get(alarm_id)
+    if found is None:
+        raise NotFound(f"no alarm {alarm_id}")
+    if found["acked_at"] is not None:
+        return f"already acknowledged by {found['acked_by']}"
+    changes.acks[alarm_id] = (request["actor"], now)
+    return "acknowledged"
+
+
+HANDLERS: dict[str, Handler] = {
+    "cell.hold": hold_cell,
+    "cell.resume": resume_cell,
+    "unit.hold": hold_unit,
+    "unit.release": release_unit,
+    "unit.scrap": scrap_unit,
+    "step.retry": retry_step,
+    "alarm.ack": ack_alarm,
+}
