@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,11 +30,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 order_app = typer.Typer(help="Release and list orders.", no_args_is_help=True)
-unit_app = typer.Typer(help="Look at units and their as-built records.", no_args_is_help=True)
-cell_app = typer.Typer(help="Look at cells.", no_args_is_help=True)
+unit_app = typer.Typer(
+    help="Look at units and their as-built records; hold, release, scrap.", no_args_is_help=True
+)
+cell_app = typer.Typer(help="Look at cells; hold and resume them.", no_args_is_help=True)
+step_app = typer.Typer(help="Act on steps.", no_args_is_help=True)
+alarm_app = typer.Typer(help="List and acknowledge alarms.", no_args_is_help=True)
 app.add_typer(order_app, name="order")
 app.add_typer(unit_app, name="unit")
 app.add_typer(cell_app, name="cell")
+app.add_typer(step_app, name="step")
+app.add_typer(alarm_app, name="alarm")
 app.add_typer(bench_app, name="bench")
 
 DbOption = Annotated[
@@ -43,6 +51,13 @@ PlantOption = Annotated[
     Path, typer.Option("--plant", help="Plant config file, or a directory with plant.toml.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit trail).")]
+ActorOption = Annotated[
+    str, typer.Option("--actor", help="Who asks [default: $USER]", show_default=False)
+]
+WaitOption = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for the controller's answer.")
+]
 
 
 @app.callback()
@@ -314,6 +329,157 @@ def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         _table(["cell", "state", "driver", "capabilities", "job", "since"], rows)
         if rows
         else "no cells recorded yet: start the controller (mes run or mes demo)"
+    )
+
+
+# -- operator requests --------------------------------------------------------------
+
+
+def _ask(action: str, target: str, reason: str, actor: str, db: str | None, wait: float) -> None:
+    """Queue a request for the controller and print its answer.
+
+    Exit 0 when done, 1 when refused, 3 when no controller answered in time (the request
+    stays queued and is carried out when a controller runs).
+    """
+    store = Store.open(db)
+    try:
+        who = actor or os.environ.get("USER") or "operator"
+        request_id = store.submit(datetime.now(UTC), who, "cli", action, target, reason)
+        deadline = time.monotonic() + wait
+        answer = store.request(request_id)
+        while answer is not None and answer["state"] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.1)  # the controller answers through the store
+            answer = store.request(request_id)
+    finally:
+        store.close()
+    if answer is None or answer["state"] == "pending":
+        print(
+            f"request {request_id} ({action} {target}) is queued: no controller has taken it "
+            f"yet; it is carried out when one runs on {store.url}"
+        )
+        raise typer.Exit(3)
+    print(f"{action} {target}: {answer['result']}")
+    if answer["state"] != "done":
+        raise typer.Exit(1)
+
+
+@cell_app.command("hold")
+def cell_hold(
+    name: str,
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Hold a cell: no new job goes to it (a running job ends first). Needs no login."""
+    _ask("cell.hold", name, reason, actor, db, wait)
+
+
+@cell_app.command("resume")
+def cell_resume(
+    name: str,
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Resume a held cell."""
+    _ask("cell.resume", name, reason, actor, db, wait)
+
+
+@unit_app.command("hold")
+def unit_hold(
+    unit_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Hold a unit: none of its steps is dispatched until it is released."""
+    _ask("unit.hold", unit_id, reason, actor, db, wait)
+
+
+@unit_app.command("release")
+def unit_release(
+    unit_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Release a held unit back into production."""
+    _ask("unit.release", unit_id, reason, actor, db, wait)
+
+
+@unit_app.command("scrap")
+def unit_scrap(
+    unit_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Scrap a unit: it leaves production for good."""
+    _ask("unit.scrap", unit_id, reason, actor, db, wait)
+
+
+@step_app.command("retry")
+def step_retry(
+    step_id: Annotated[str, typer.Argument(metavar="STEP")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Run a failed, interrupted or aborted step again (under a new job id)."""
+    _ask("step.retry", step_id, reason, actor, db, wait)
+
+
+@alarm_app.command("ack")
+def alarm_ack(
+    alarm_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Acknowledge an alarm."""
+    _ask("alarm.ack", alarm_id, reason, actor, db, wait)
+
+
+@alarm_app.command("list")
+def alarm_list(
+    every: Annotated[
+        bool, typer.Option("--all", help="Include cleared, acknowledged ones.")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Alarms: active and unacknowledged first."""
+    store = Store.open(db)
+    try:
+        alarms = store.alarms(open_only=not every)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(alarms, default=_json_default, indent=1))
+        return
+    rows = [
+        [
+            str(a["id"]),
+            a["severity"],
+            "active" if a["active"] else "cleared",
+            f"acked by {a['acked_by']}" if a["acked_at"] else "UNACKED",
+            a["cell"],
+            _when(a["raised_at"]),
+            a["text"],
+        ]
+        for a in alarms
+    ]
+    print(
+        _table(["id", "severity", "state", "ack", "cell", "raised", "text"], rows)
+        if rows
+        else "no alarms"
     )
 
 

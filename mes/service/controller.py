@@ -549,6 +549,7 @@ class Controller:
     ) -> None:
         if self.replanner is not None:
             self.replanner.request()  # the plan assumed this step would succeed
+        self._avoid[step.id] = cell  # another cell next time, if one can take it
         if step.attempts < self.options.max_attempts:
             changes.add(
                 Event.of(
@@ -559,7 +560,6 @@ class Controller:
                 )
             )
             self.make_ready(step)
-            self._avoid[step.id] = cell
         elif unit.state in (UnitState.IN_PROGRESS, UnitState.HELD):
             changes.add(
                 Event.of(

@@ -123,3 +123,38 @@ def test_kill_9_mid_run_then_restart_finishes_every_unit_once(tmp_path, fast_pla
             others = {j["state"] for j in step["jobs"] if j["state"] != "done"}
             assert others <= {"interrupted", "failed", "rejected"}, step["jobs"]
     store.close()
+
+
+def test_operator_commands_reach_the_running_controller_and_queue_without_one(
+    tmp_path, fast_plant, db
+):
+    queued = mes("cell", "hold", "printer-1", "--reason", "nozzle clog", "--wait", "0.5", db=db)
+    assert queued.returncode == 3
+    assert "is queued: no controller has taken it yet" in queued.stdout
+    run = Running(fast_plant, db)
+    try:
+        run.expect("controller running")
+        # The queued hold is carried out as soon as the controller runs.
+        held = mes("cell", "resume", "printer-1", "--actor", "bob", db=db)
+        assert held.returncode == 0, held.stdout + held.stderr
+        assert held.stdout.strip() == "cell.resume printer-1: resumed"
+        again = mes("cell", "resume", "printer-1", db=db)
+        assert again.returncode == 1
+        assert "cell printer-1 is not held (it is idle)" in again.stdout
+        missing = mes("unit", "scrap", "NOPE.1", db=db)
+        assert missing.returncode == 1 and "no unfinished unit 'NOPE.1'" in missing.stdout
+        alarms = mes("alarm", "list", db=db)
+        assert alarms.returncode == 0 and "no alarms" in alarms.stdout
+        run.proc.send_signal(signal.SIGTERM)
+        assert run.proc.wait(timeout=15) == 0
+    finally:
+        run.proc.kill()
+    store = Store.open(db)
+    audit = [
+        (e["actor"], e["transition"], e["after"], e["data"]["reason"])
+        for e in store.events(kind="request")
+    ]
+    store.close()
+    assert audit[0][1:] == ("cell.hold", "done", "nozzle clog")
+    assert audit[1][:3] == ("bob", "cell.resume", "done")
+    assert audit[2][1:3] == ("cell.resume", "refused")
