@@ -181,6 +181,17 @@ class StepSpec:
     duration: Expression | None = None
     program: ProgramSpec | None = None
     attributes: Mapping[str, Expression] = field(default_factory=dict)
+    limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityPolicy:
+    """What a result out of its limits leads to: ``retry`` the step (up to
+    ``max_retries`` more times), ``rework`` from step ``rework_from``, or ``scrap``."""
+
+    policy: str = "retry"
+    max_retries: int = 2
+    rework_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +227,7 @@ class Family:
     description: str = ""
     source: str = field(default="", compare=False)
     rules: tuple[Rule, ...] = ()
+    quality: QualityPolicy = field(default_factory=QualityPolicy)
 
     def configure(self, chosen: Mapping[str, object]) -> dict[str, OptionValue]:
         """Check a unit's chosen options and fill in defaults.

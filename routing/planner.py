@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mes.domain.job import Program, ProgramKind
 from mes.errors import OrderError, Problem
@@ -33,6 +34,8 @@ class PlannedStep:
     skipped: bool = False
     after: tuple[int, ...] = ()
     attributes: Mapping[str, str] = field(default_factory=dict)
+    #: Limits on the result and the family's policy when they are missed (empty: none).
+    quality: Mapping[str, Any] = field(default_factory=dict)
 
 
 def generator_program(generator: str, parameters: Mapping[str, Value]) -> Program:
@@ -114,4 +117,15 @@ def _plan_step(
         recipe: dict[str, Value] = {"step": spec.name, "family": family.name}
         recipe.update({name: env[name] for name in names})
         program = Program.recipe(recipe)
-    return PlannedStep(seq, spec.name, spec.capability, expected, program, False, after, attributes)
+    quality: dict[str, Any] = {}
+    if spec.limits:
+        policy = family.quality
+        quality = {
+            "limits": {name: list(bounds) for name, bounds in spec.limits.items()},
+            "policy": policy.policy,
+            "retries": policy.max_retries,
+            "rework_from": seqs.get(policy.rework_from or "", seq),
+        }
+    return PlannedStep(
+        seq, spec.name, spec.capability, expected, program, False, after, attributes, quality
+    )

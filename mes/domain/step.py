@@ -44,6 +44,7 @@ class StepEvent(StrEnum):
     ABORT = "abort"
     RETRY = "retry"
     SKIP = "skip"
+    REWORK = "rework"
 
 
 _S, _E = StepState, StepEvent
@@ -62,6 +63,8 @@ STEP_TRANSITIONS: dict[tuple[StepState, StepEvent], StepState] = table(
         ((_S.READY, _S.DISPATCHED, _S.RUNNING), _E.ABORT, _S.ABORTED),
         ((_S.FAILED, _S.INTERRUPTED, _S.ABORTED), _E.RETRY, _S.READY),
         ((_S.PENDING, _S.READY), _E.SKIP, _S.SKIPPED),
+        # Back into the plan: a finished step whose unit must be made again from here.
+        ((_S.DONE, _S.FAILED), _E.REWORK, _S.PENDING),
     ]
 )
 
@@ -89,6 +92,9 @@ class Step:
     attributes: dict[str, str] = field(default_factory=dict)
     #: The cells this step's program fits; empty means any cell with the capability.
     cells: tuple[str, ...] = ()
+    #: Limits on the result and the policy when missed: ``limits`` (name -> [low, high]),
+    #: ``policy`` (retry, rework, scrap), ``retries``, ``rework_from`` (a step's seq).
+    quality: dict[str, Any] = field(default_factory=dict)
     cell: str | None = None
     job_id: int | None = None
     attempts: int = 0

@@ -46,6 +46,7 @@ from mes.domain import (
     UnitEvent,
     UnitState,
 )
+from mes.domain.quality import out_of_limits
 from mes.domain.step import ON_CELL
 from mes.errors import StoreError
 from mes.service.operator import carry_out
@@ -482,7 +483,12 @@ class Controller:
                     data={"cell": name, "step": step.id},
                 )
             )
-        elif isinstance(report, JobCompleted) and report.outcome is JobOutcome.SUCCESSFUL:
+        elif (
+            isinstance(report, JobCompleted)
+            and report.outcome is JobOutcome.SUCCESSFUL
+            and (missed := out_of_limits(step.quality.get("limits", {}), report.measurements))
+            is None
+        ):
             changes.add(
                 Event.of(
                     step.handle(StepEvent.COMPLETE, now), self.actor, job_id=job.job_id, cell=name
@@ -497,9 +503,14 @@ class Controller:
             changes.clear(name, step.id, now)  # its earlier faults here are behind it
             self._advance(unit, changes, now)
         else:
+            missed = None
+            if isinstance(report, JobCompleted) and report.outcome is JobOutcome.SUCCESSFUL:
+                missed = out_of_limits(step.quality.get("limits", {}), report.measurements)
             code, text = (
                 (report.code, report.text)
                 if isinstance(report, JobFaulted)
+                else ("quality", f"out of limits: {missed}")
+                if missed
                 else ("unsuccessful", "the cell reported the job unsuccessful")
             )
             changes.add(
@@ -514,6 +525,8 @@ class Controller:
             )
             step.finished_at = now
             step.result = {"outcome": "unsuccessful", "code": code, "text": text}
+            if isinstance(report, JobCompleted):
+                step.result["measurements"] = report.measurements
             changes.job(step)
             changes.alarm(
                 "high",
@@ -524,10 +537,10 @@ class Controller:
                 code=code,
             )
             if cell.state in (CellState.STARTING, CellState.EXECUTE):
-                changes.add(
-                    Event.of(cell.handle(CellEvent.FAULT, now), self.actor, code=code, text=text)
-                )
-            self._after_failure(unit, step, name, changes, now)
+                # A part out of limits is the part's fault, not the cell's.
+                event = CellEvent.COMPLETE if missed else CellEvent.FAULT
+                changes.add(Event.of(cell.handle(event, now), self.actor, code=code, text=text))
+            self._after_failure(unit, step, name, changes, now, quality=missed is not None)
         self._reset_cell(cell, changes, now)
         changes.add(step, unit, cell)
         self.ready.refresh(unit)
@@ -545,12 +558,43 @@ class Controller:
             self.forget(unit)
 
     def _after_failure(
-        self, unit: Unit, step: Step, cell: str, changes: Changes, now: datetime
+        self,
+        unit: Unit,
+        step: Step,
+        cell: str,
+        changes: Changes,
+        now: datetime,
+        quality: bool = False,
     ) -> None:
         if self.replanner is not None:
             self.replanner.request()  # the plan assumed this step would succeed
         self._avoid[step.id] = cell  # another cell next time, if one can take it
-        if step.attempts < self.options.max_attempts:
+        policy = step.quality.get("policy", "retry") if quality else "retry"
+        attempts = step.quality.get("retries", 2) + 1 if quality else self.options.max_attempts
+        if policy == "scrap" and unit.state is not UnitState.HELD:
+            changes.add(
+                Event.of(
+                    unit.handle(UnitEvent.SCRAP, now),
+                    self.actor,
+                    step=step.id,
+                    reason="out of limits: the family scraps",
+                ),
+                unit,
+            )
+            changes.alarm(
+                "medium",
+                f"unit {unit.id} scrapped: {step.id} out of limits",
+                now,
+                cell=cell,
+                subject=unit.id,
+                code="quality-scrap",
+            )
+            self.forget(unit)
+            return
+        if policy == "rework" and step.attempts < attempts:
+            self._rework(unit, step, changes, now)
+            return
+        if step.attempts < attempts:
             changes.add(
                 Event.of(
                     step.handle(StepEvent.RETRY, now),
@@ -579,6 +623,23 @@ class Controller:
                 subject=unit.id,
                 code="unit-failed",
             )
+
+    def _rework(self, unit: Unit, failed: Step, changes: Changes, now: datetime) -> None:
+        """Make the unit again from the family's ``rework_from`` step onwards."""
+        start = failed.quality.get("rework_from", failed.seq)
+        for step in unit.steps:
+            if step.seq >= start and step.state in (StepState.DONE, StepState.FAILED):
+                changes.add(
+                    Event.of(
+                        step.handle(StepEvent.REWORK, now),
+                        self.actor,
+                        reason=f"{failed.name} out of limits",
+                    ),
+                    step,
+                )
+        for step in unit.next_ready():
+            changes.add(Event.of(step.handle(StepEvent.READY, now), self.actor), step)
+            self.make_ready(step)
 
     def _interrupt(self, step: Step, changes: Changes, reason: str, now: datetime) -> None:
         changes.add(

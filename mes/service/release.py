@@ -169,6 +169,7 @@ def _unit(
                 after=p.after,
                 attributes=dict(p.attributes),
                 cells=cells,
+                quality=dict(p.quality),
             )
         )
     return unit

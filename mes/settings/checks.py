@@ -16,7 +16,7 @@ from mes.settings.issues import Issue, describe
 from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
 from mes.settings.toml_lines import KeyLines, KeyPath
-from routing.family import Family, OptionKind, OptionSpec, OptionValue
+from routing.family import Family, OptionKind, OptionSpec, OptionValue, QualityPolicy
 
 
 def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
@@ -105,6 +105,9 @@ def check_family(config: FamilyConfig, lines: KeyLines, source: str) -> tuple[li
         description=config.family.description,
         source=source,
         rules=rules,
+        quality=QualityPolicy(
+            config.quality.policy, config.quality.max_retries, config.quality.rework_from
+        ),
     )
     if not issues:
         issues += try_defaults(family)

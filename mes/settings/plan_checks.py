@@ -103,6 +103,7 @@ def build_plan(
                 duration=duration,
                 program=program,
                 attributes=attributes,
+                limits={k: (v[0], v[1]) for k, v in step.limits.items()},
             )
         )
     rules = []
@@ -111,6 +112,19 @@ def build_plan(
         when = parser.parse(("rules", i, "when"), rule.when) if rule.when is not None else None
         if require is not None:
             rules.append(Rule(require, rule.message, when))
+    for i, step in enumerate(config.steps):
+        for key, (low, high) in step.limits.items():
+            if low > high:
+                parser.issues.append(
+                    Issue(("steps", i, "limits", key), f"low {low:g} is greater than high {high:g}")
+                )
+    rework = config.quality.rework_from
+    if rework is not None and rework not in names:
+        parser.issues.append(
+            Issue(
+                ("quality", "rework_from"), f"unknown step {rework!r} (steps: {', '.join(names)})"
+            )
+        )
     unique = len(set(names)) == len(names)  # duplicates are reported elsewhere
     issues = parser.issues + (_cycles(config) if unique else [])
     return issues, tuple(steps), tuple(rules)

@@ -227,6 +227,8 @@ class StepConfig(_Model):
     program: ProgramConfig | None = None
     attributes: dict[Identifier, Expr] = Field(default_factory=dict)
     """Setup attributes (material, colour, tool) as expressions of the options."""
+    limits: dict[Identifier, Range] = Field(default_factory=dict)
+    """Measurement name -> [low, high]: a result outside (or missing) fails the step."""
 
 
 class RuleConfig(_Model):
@@ -237,10 +239,20 @@ class RuleConfig(_Model):
     when: Expr | None = None
 
 
+class QualityConfig(_Model):
+    """``[quality]``: what happens when a step's result is out of its limits."""
+
+    policy: Literal["retry", "rework", "scrap"] = "retry"
+    """retry the step (on another cell if one can), rework from ``rework_from``, or scrap."""
+    max_retries: int = Field(default=2, ge=0, le=20)
+    rework_from: str | None = None
+
+
 class FamilyConfig(_Model):
     """A whole product family file."""
 
     family: FamilySection
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     options: dict[Identifier, OptionConfig] = Field(default_factory=dict)
     rules: list[RuleConfig] = Field(default_factory=list)
     steps: list[StepConfig] = Field(min_length=1)

@@ -691,6 +691,7 @@ def _step(r: Any) -> Step:
         after=tuple(r.after or ()),
         attributes=dict(r.attributes or {}),
         cells=tuple(r.cells or ()),
+        quality=dict(r.quality or {}),
         state=StepState(r.state),
         cell=r.cell,
         job_id=r.job_id,

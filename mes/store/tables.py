@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, Index, Table, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -93,6 +93,7 @@ class StepRow(SQLModel, table=True):
     after: list[int] = Field(default_factory=list, sa_type=JSON)
     attributes: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     cells: list[str] = Field(default_factory=list, sa_type=JSON)
+    quality: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     state: str
     cell: str | None = None
     job_id: int | None = None

@@ -194,3 +194,40 @@ def test_a_family_without_rules_or_graph_is_still_a_sequence(tmp_path):
     from routing.planner import plan
 
     assert [s.after for s in plan(stand, stand.configure({}))] == [(), (1,)]
+
+
+def test_limits_and_quality_policy_are_read_and_checked(tmp_path):
+    text = (
+        PLAN.replace(
+            'after = ["engrave", "hang"]\nduration_s = 60\n',
+            'after = ["engrave", "hang"]\nduration_s = 60\nlimits = { width_mm = [99.5, 100.5] }\n',
+        )
+        + '\n[quality]\npolicy = "rework"\nmax_retries = 1\nrework_from = "hang"\n'
+    )
+    sign = family(tmp_path, text)
+    assert sign.steps[3].limits == {"width_mm": (99.5, 100.5)}
+    assert (sign.quality.policy, sign.quality.rework_from) == ("rework", "hang")
+    from routing.planner import plan
+
+    inspect = plan(sign, sign.configure({}))[3]
+    assert inspect.quality == {
+        "limits": {"width_mm": [99.5, 100.5]},
+        "policy": "rework",
+        "retries": 1,
+        "rework_from": 3,
+    }
+    write(
+        tmp_path,
+        families={
+            "sign": text.replace("[99.5, 100.5]", "[101, 100]").replace(
+                'rework_from = "hang"', 'rework_from = "hung"'
+            )
+        },
+    )
+    from tests.unit.test_settings import problems_of
+
+    reasons = sorted((p.path, p.reason) for p in problems_of(tmp_path))
+    assert reasons == [
+        ("quality.rework_from", "unknown step 'hung' (steps: cut, engrave, hang, inspect)"),
+        ("steps[3].limits.width_mm", "low 101 is greater than high 100"),
+    ]

@@ -93,7 +93,7 @@ def test_illegal_transition_is_refused_and_changes_nothing(kind, make, state, ev
 @pytest.mark.parametrize(
     ("states", "transitions", "initial", "terminal"),
     [
-        (StepState, STEP_TRANSITIONS, StepState.PENDING, {StepState.DONE, StepState.SKIPPED}),
+        (StepState, STEP_TRANSITIONS, StepState.PENDING, {StepState.SKIPPED}),
         (UnitState, UNIT_TRANSITIONS, UnitState.RELEASED, {UnitState.DONE, UnitState.SCRAPPED}),
         (CellState, CELL_TRANSITIONS, CellState.OFFLINE, set()),
     ],
