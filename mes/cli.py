@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -330,6 +330,35 @@ def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         if rows
         else "no cells recorded yet: start the controller (mes run or mes demo)"
     )
+
+
+@cell_app.command("times")
+def cell_times(
+    hours: Annotated[float, typer.Option(min=0.01, help="The window: the last H hours.")] = 8.0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Time each cell spent executing, idle, held, faulted and offline, and availability."""
+    from mes.domain.accounting import CATEGORIES, availability, state_times
+
+    store = Store.open(db)
+    try:
+        events = store.events(kind="cell")
+    finally:
+        store.close()
+    end = datetime.now(UTC)
+    start = end - timedelta(hours=hours)
+    times = state_times(((e["at"], e["subject"], e["after"]) for e in events), start, end)
+    if as_json:
+        print(json.dumps({c: {**t, "availability": availability(t)} for c, t in times.items()}))
+        return
+    window = hours * 3600
+    rows = [
+        [cell, *(f"{t[k] / window:.1%}" for k in CATEGORIES), f"{availability(t):.0%}"]
+        for cell, t in sorted(times.items())
+    ]
+    print(f"share of the last {hours:g} h in each state (idle counts as starved):")
+    print(_table(["cell", *CATEGORIES, "availability"], rows) if rows else "no cells recorded")
 
 
 # -- operator requests --------------------------------------------------------------

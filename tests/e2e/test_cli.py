@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.e2e.conftest import mes
 
 ORDERS_TOML = """
@@ -162,3 +164,16 @@ def test_demo_runs_units_of_several_families_to_done_and_prints_a_json_summary(d
     assert cells.returncode == 0 and "printer-3" in cells.stdout
     unit = mes("unit", "show", f"{summary['order']}.1", db=db)
     assert unit.returncode == 0 and "done" in unit.stdout
+
+
+def test_cell_times_reports_the_share_of_each_state(db):
+    assert mes("demo", "--headless", "--units", "3", "--speed", "5000", "--db", db).returncode == 0
+    result = mes("cell", "times", "--hours", "1", "--json", db=db)
+    assert result.returncode == 0, result.stderr
+    times = json.loads(result.stdout)
+    assert set(times) >= {"printer-1", "router-1"}
+    printer = times["printer-1"]
+    assert sum(v for k, v in printer.items() if k != "availability") == pytest.approx(
+        3600, rel=0.01
+    )
+    assert printer["executing"] > 0 and 0 < printer["availability"] <= 1
