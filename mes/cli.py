@@ -364,7 +364,15 @@ def cell_times(
 # -- operator requests --------------------------------------------------------------
 
 
-def _ask(action: str, target: str, reason: str, actor: str, db: str | None, wait: float) -> None:
+def _ask(
+    action: str,
+    target: str,
+    reason: str,
+    actor: str,
+    db: str | None,
+    wait: float,
+    args: dict[str, Any] | None = None,
+) -> None:
     """Queue a request for the controller and print its answer.
 
     Exit 0 when done, 1 when refused, 3 when no controller answered in time (the request
@@ -373,7 +381,7 @@ def _ask(action: str, target: str, reason: str, actor: str, db: str | None, wait
     store = Store.open(db)
     try:
         who = actor or os.environ.get("USER") or "operator"
-        request_id = store.submit(datetime.now(UTC), who, "cli", action, target, reason)
+        request_id = store.submit(datetime.now(UTC), who, "cli", action, target, reason, args)
         deadline = time.monotonic() + wait
         answer = store.request(request_id)
         while answer is not None and answer["state"] == "pending" and time.monotonic() < deadline:
@@ -450,6 +458,31 @@ def unit_scrap(
 ) -> None:
     """Scrap a unit: it leaves production for good."""
     _ask("unit.scrap", unit_id, reason, actor, db, wait)
+
+
+@unit_app.command("rework")
+def unit_rework(
+    unit_id: Annotated[str, typer.Argument(metavar="ID")],
+    step: Annotated[str, typer.Option("--step", help="Step name to go back to.")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Send a unit back to a named step: it and every later step run again."""
+    _ask("unit.rework", unit_id, reason, actor, db, wait, {"step": step})
+
+
+@step_app.command("abort")
+def step_abort(
+    step_id: Annotated[str, typer.Argument(metavar="STEP")],
+    reason: ReasonOption = "",
+    actor: ActorOption = "",
+    db: DbOption = None,
+    wait: WaitOption = 10.0,
+) -> None:
+    """Abort a step that has not started; its unit waits for an operator."""
+    _ask("step.abort", step_id, reason, actor, db, wait)
 
 
 @step_app.command("retry")

@@ -627,18 +627,27 @@ class Controller:
     def _rework(self, unit: Unit, failed: Step, changes: Changes, now: datetime) -> None:
         """Make the unit again from the family's ``rework_from`` step onwards."""
         start = failed.quality.get("rework_from", failed.seq)
+        self.rework(unit, start, changes, now, self.actor, f"{failed.name} out of limits")
+
+    def rework(
+        self, unit: Unit, start: int, changes: Changes, now: datetime, actor: str, reason: str
+    ) -> None:
+        """Send ``unit`` back to step ``start``: that step and every later one that ended
+        (done, failed, aborted, interrupted) waits to run again."""
         for step in unit.steps:
-            if step.seq >= start and step.state in (StepState.DONE, StepState.FAILED):
-                changes.add(
-                    Event.of(
-                        step.handle(StepEvent.REWORK, now),
-                        self.actor,
-                        reason=f"{failed.name} out of limits",
-                    ),
-                    step,
-                )
+            if step.seq < start:
+                continue
+            if step.state in (StepState.DONE, StepState.FAILED):
+                event = StepEvent.REWORK
+            elif step.state in (StepState.ABORTED, StepState.INTERRUPTED):
+                event = StepEvent.RETRY
+            else:
+                continue
+            changes.add(Event.of(step.handle(event, now), actor, reason=reason), step)
+            if event is StepEvent.RETRY:  # straight back to ready
+                self.make_ready(step)
         for step in unit.next_ready():
-            changes.add(Event.of(step.handle(StepEvent.READY, now), self.actor), step)
+            changes.add(Event.of(step.handle(StepEvent.READY, now), actor), step)
             self.make_ready(step)
 
     def _interrupt(self, step: Step, changes: Changes, reason: str, now: datetime) -> None:

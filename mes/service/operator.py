@@ -184,6 +184,60 @@ async def retry_step(
     return "will run again under a new job id"
 
 
+async def rework_unit(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    unit = _unit(controller, request["target"])
+    name = request["args"].get("step", "")
+    step = next((s for s in unit.steps if s.name == name), None)
+    if step is None:
+        names = ", ".join(s.name for s in unit.steps)
+        raise DomainError(f"unit {unit.id} has no step {name!r} (steps: {names})")
+    if any(s.state in ON_CELL for s in unit.steps):
+        raise DomainError(f"unit {unit.id} is in a cell now: wait for its job to end")
+    if unit.state is UnitState.FAILED:
+        changes.add(
+            Event.of(
+                unit.handle(UnitEvent.REWORK, now), request["actor"], reason=request["reason"]
+            ),
+            unit,
+        )
+    elif unit.state is not UnitState.IN_PROGRESS:
+        raise DomainError(f"unit {unit.id} is {unit.state.value}")
+    controller.rework(unit, step.seq, changes, now, request["actor"], request["reason"])
+    changes.clear("", unit.id, now)
+    controller.ready.refresh(unit)
+    return f"back to {step.name}"
+
+
+async def abort_step(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    step = controller.steps.get(request["target"])
+    if step is None:
+        raise NotFound(f"no step {request['target']!r} of an unfinished unit")
+    if step.state in ON_CELL:
+        raise DomainError(
+            f"step {step.id} runs on {step.cell}: stop it at the machine; "
+            "aborting a running job remotely comes with the device drivers"
+        )
+    unit = controller.units[step.unit_id]
+    changes.add(
+        Event.of(step.handle(StepEvent.ABORT, now), request["actor"], reason=request["reason"]),
+        step,
+    )
+    controller.ready.discard(step)
+    if unit.state is UnitState.RELEASED:
+        changes.add(Event.of(unit.handle(UnitEvent.START, now), request["actor"]))
+    if unit.state in (UnitState.IN_PROGRESS, UnitState.HELD):
+        changes.add(
+            Event.of(unit.handle(UnitEvent.FAIL, now), request["actor"], reason=request["reason"]),
+            unit,
+        )
+    controller.ready.refresh(unit)
+    return f"aborted; unit {unit.id} waits for an operator (retry, rework or scrap)"
+
+
 async def ack_alarm(
     controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
 ) -> str:
@@ -206,6 +260,8 @@ HANDLERS: dict[str, Handler] = {
     "unit.hold": hold_unit,
     "unit.release": release_unit,
     "unit.scrap": scrap_unit,
+    "unit.rework": rework_unit,
     "step.retry": retry_step,
+    "step.abort": abort_step,
     "alarm.ack": ack_alarm,
 }

@@ -134,3 +134,37 @@ async def test_bad_requests_are_refused_with_the_reason(store):
         assert "alarm ids are numbers" in row["result"]
         row = await answered(plant, ask(plant, "cell.explode", "a1"))
         assert row["result"].startswith("unknown action 'cell.explode'")
+
+
+async def test_rework_sends_a_unit_back_to_a_named_step_and_abort_stops_one(store):
+    plant = build(store)
+    async with running(plant):
+        await plant.wait_for(lambda e: e.subject == "a2" and e.transition == "connect")
+        await answered(plant, ask(plant, "cell.hold", "a2"))  # one cell for cap.a
+        first, second = release_units(store, count=2)
+        cut = await plant.started("a1")
+        assert cut.unit_id == first
+        row = await answered(plant, ask(plant, "step.abort", f"{second}/cut"))
+        assert (
+            row["result"]
+            == f"aborted; unit {second} waits for an operator (retry, rework or scrap)"
+        )
+        assert store.unit_states()[second] == "failed"
+        plant.fakes["a1"].complete(cut.job_id)
+        check = await plant.started("b1")
+        plant.fakes["b1"].complete(check.job_id)
+        await plant.wait_for(lambda e: e.subject == first and e.transition == "finish")
+        # The aborted unit goes back to its first step and runs again from there.
+        plant.store.submit(
+            datetime.now(UTC), "alice", "cli", "unit.rework", second, "because", {"step": "nope"}
+        )
+        refused = await plant.wait_for(lambda e: e.kind == "request" and e.after == "refused")
+        assert "has no step 'nope' (steps: cut, check)" in refused.data["result"]
+        request = plant.store.submit(
+            datetime.now(UTC), "alice", "cli", "unit.rework", second, "because", {"step": "cut"}
+        )
+        row = await answered(plant, request)
+        assert row["result"] == "back to cut"
+        again = await plant.started("a1")
+        assert again.step_id == f"{second}/cut"
+        assert store.unit_states()[second] == "in_progress"
