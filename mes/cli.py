@@ -400,64 +400,60 @@ def _ask(
         raise typer.Exit(1)
 
 
-@cell_app.command("hold")
-def cell_hold(
-    name: str,
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Hold a cell: no new job goes to it (a running job ends first). Needs no login."""
-    _ask("cell.hold", name, reason, actor, db, wait)
+def _operator_command(group: typer.Typer, name: str, action: str, metavar: str, doc: str) -> None:
+    """Register ``group name TARGET`` as a request for the controller (see :func:`_ask`)."""
+
+    def command(
+        target: str,
+        reason: ReasonOption = "",
+        actor: ActorOption = "",
+        db: DbOption = None,
+        wait: WaitOption = 10.0,
+    ) -> None:
+        _ask(action, target, reason, actor, db, wait)
+
+    # An object, not a string: the annotations of this module are strings evaluated in
+    # its globals, where ``metavar`` is not.
+    command.__annotations__["target"] = Annotated[str, typer.Argument(metavar=metavar)]
+    command.__doc__ = doc
+    group.command(name)(command)
 
 
-@cell_app.command("resume")
-def cell_resume(
-    name: str,
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Resume a held cell."""
-    _ask("cell.resume", name, reason, actor, db, wait)
-
-
-@unit_app.command("hold")
-def unit_hold(
-    unit_id: Annotated[str, typer.Argument(metavar="ID")],
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Hold a unit: none of its steps is dispatched until it is released."""
-    _ask("unit.hold", unit_id, reason, actor, db, wait)
-
-
-@unit_app.command("release")
-def unit_release(
-    unit_id: Annotated[str, typer.Argument(metavar="ID")],
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Release a held unit back into production."""
-    _ask("unit.release", unit_id, reason, actor, db, wait)
-
-
-@unit_app.command("scrap")
-def unit_scrap(
-    unit_id: Annotated[str, typer.Argument(metavar="ID")],
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Scrap a unit: it leaves production for good."""
-    _ask("unit.scrap", unit_id, reason, actor, db, wait)
+for _group, _name, _action, _metavar, _doc in (
+    (
+        cell_app,
+        "hold",
+        "cell.hold",
+        "NAME",
+        "Hold a cell: no new job goes to it (a running job ends first). Needs no login.",
+    ),
+    (cell_app, "resume", "cell.resume", "NAME", "Resume a held cell."),
+    (
+        unit_app,
+        "hold",
+        "unit.hold",
+        "ID",
+        "Hold a unit: none of its steps is dispatched until it is released.",
+    ),
+    (unit_app, "release", "unit.release", "ID", "Release a held unit back into production."),
+    (unit_app, "scrap", "unit.scrap", "ID", "Scrap a unit: it leaves production for good."),
+    (
+        step_app,
+        "retry",
+        "step.retry",
+        "STEP",
+        "Run a failed, interrupted or aborted step again (under a new job id).",
+    ),
+    (
+        step_app,
+        "abort",
+        "step.abort",
+        "STEP",
+        "Abort a step that has not started; its unit waits for an operator.",
+    ),
+    (alarm_app, "ack", "alarm.ack", "ID", "Acknowledge an alarm."),
+):
+    _operator_command(_group, _name, _action, _metavar, _doc)
 
 
 @unit_app.command("rework")
@@ -471,42 +467,6 @@ def unit_rework(
 ) -> None:
     """Send a unit back to a named step: it and every later step run again."""
     _ask("unit.rework", unit_id, reason, actor, db, wait, {"step": step})
-
-
-@step_app.command("abort")
-def step_abort(
-    step_id: Annotated[str, typer.Argument(metavar="STEP")],
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Abort a step that has not started; its unit waits for an operator."""
-    _ask("step.abort", step_id, reason, actor, db, wait)
-
-
-@step_app.command("retry")
-def step_retry(
-    step_id: Annotated[str, typer.Argument(metavar="STEP")],
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Run a failed, interrupted or aborted step again (under a new job id)."""
-    _ask("step.retry", step_id, reason, actor, db, wait)
-
-
-@alarm_app.command("ack")
-def alarm_ack(
-    alarm_id: Annotated[str, typer.Argument(metavar="ID")],
-    reason: ReasonOption = "",
-    actor: ActorOption = "",
-    db: DbOption = None,
-    wait: WaitOption = 10.0,
-) -> None:
-    """Acknowledge an alarm."""
-    _ask("alarm.ack", alarm_id, reason, actor, db, wait)
 
 
 @alarm_app.command("list")
