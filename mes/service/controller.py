@@ -220,7 +220,10 @@ class Controller:
         now = self.clock()
         await asyncio.to_thread(self.store.register_cells, self.cells.values(), now)
         self._last_event = await asyncio.to_thread(self.store.last_event_id)
-        self._adopt(await asyncio.to_thread(self.store.load_units))
+        units = await asyncio.to_thread(self.store.load_units)
+        ids = [s.program_id for u in units for s in u.steps]
+        self.programs.preload(await asyncio.to_thread(self.store.programs, ids))
+        self._adopt(units)
 
     def _adopt(self, units: list[Unit]) -> None:
         """Take units into the live state (new releases, or unfinished ones at start)."""
@@ -253,7 +256,10 @@ class Controller:
             )
             ids = [i for i in ids if i not in self.units]
             if ids:
-                self._adopt(await asyncio.to_thread(self.store.load_units, ids))
+                units = await asyncio.to_thread(self.store.load_units, ids)
+                pids = [s.program_id for u in units for s in u.steps]
+                self.programs.preload(await asyncio.to_thread(self.store.programs, pids))
+                self._adopt(units)
 
     # -- dispatch -----------------------------------------------------------------------
 
@@ -739,8 +745,10 @@ class Controller:
         made.add_done_callback(lambda future: self._program_made(step, future))
 
     def _program_made(self, step: Step, made: asyncio.Future[Program]) -> None:
-        if step.state is not StepState.READY or self.steps.get(step.id) is not step:
-            return  # aborted, or its unit left, while the program was being made
+        if made.cancelled() or step.state is not StepState.READY:
+            return  # shutting down, or aborted while the program was being made
+        if self.steps.get(step.id) is not step:
+            return  # its unit left while the program was being made
         error = made.exception()
         if error is None:
             self.ready.add(step)
@@ -758,3 +766,4 @@ class Controller:
             self.ready.discard(step)
             self._avoid.pop(step.id, None)
         self.units.pop(unit.id, None)
+        self.programs.drop([step.program_id for step in unit.steps])

@@ -25,6 +25,17 @@ class ProgramCache:
         self.store = store
         self.size = size
         self._made: OrderedDict[str, asyncio.Future[Program]] = OrderedDict()
+        #: Programs of the units in progress as stored (recipes, generator calls): read
+        #: in bulk when units are adopted, dropped when they finish. Small, unlike G-code.
+        self._stored: dict[str, Program] = {}
+
+    def preload(self, programs: dict[str, Program]) -> None:
+        """Keep these stored programs: their steps need no read of their own."""
+        self._stored.update(programs)
+
+    def drop(self, program_ids: list[str]) -> None:
+        for program_id in program_ids:
+            self._stored.pop(program_id, None)
 
     def prefetch(self, program_id: str) -> asyncio.Future[Program]:
         """Start making ``program_id`` now, without waiting for it; the future tells when
@@ -41,6 +52,11 @@ class ProgramCache:
         return await asyncio.shield(self._future(program_id))
 
     def _future(self, program_id: str) -> asyncio.Future[Program]:
+        stored = self._stored.get(program_id)
+        if stored is not None and stored.kind is not ProgramKind.GENERATOR:
+            ready: asyncio.Future[Program] = asyncio.get_running_loop().create_future()
+            ready.set_result(stored)
+            return ready
         future = self._made.get(program_id)
         if future is None or (future.done() and future.exception() is not None):
             future = asyncio.ensure_future(self._make(program_id))
@@ -52,7 +68,9 @@ class ProgramCache:
         return future
 
     async def _make(self, program_id: str) -> Program:
-        stored = await asyncio.to_thread(self.store.program, program_id)
+        stored = self._stored.get(program_id)
+        if stored is None:
+            stored = await asyncio.to_thread(self.store.program, program_id)
         if stored.kind is not ProgramKind.GENERATOR:
             return stored
         made = await asyncio.to_thread(materialize, stored)

@@ -32,7 +32,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 from mes.domain import Cell, Event, Order, Program, ProgramKind, Step, StepState, Unit, UnitState
@@ -206,7 +205,7 @@ class Store:
                 Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(
                 url,
-                poolclass=NullPool if sqlite else None,
+                poolclass=None,
                 connect_args={"timeout": 30} if sqlite else {},
             )
         except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
@@ -401,6 +400,16 @@ class Store:
             row = conn.execute(select(PROGRAMS).where(PROGRAMS.c.id == program_id)).one()
         return Program(ProgramKind(row.kind), row.body)
 
+    def programs(self, ids: Iterable[str]) -> dict[str, Program]:
+        """The stored programs with these ids, read in one query per 10,000 ids."""
+        wanted, found = sorted(set(ids)), dict[str, Program]()
+        with self._read() as conn:
+            for start in range(0, len(wanted), 10_000):
+                chunk = wanted[start : start + 10_000]
+                for r in conn.execute(select(PROGRAMS).where(PROGRAMS.c.id.in_(chunk))):
+                    found[r.id] = Program(ProgramKind(r.kind), r.body)
+        return found
+
     def add_programs(self, programs: Iterable[Program]) -> None:
         """Store programs that are not stored yet (content-addressed: same id, same body)."""
         by_id = {p.id: p for p in programs}
@@ -583,6 +592,15 @@ _UNIT_UPDATE = update(UNITS).where(UNITS.c.id == bindparam("k"))
 _CELL_UPDATE = update(CELLS).where(CELLS.c.name == bindparam("k"))
 _REQUEST_UPDATE = update(REQUESTS).where(REQUESTS.c.id == bindparam("k"))
 _JOB_UPDATE = update(JOBS).where(JOBS.c.id == bindparam("k"))
+_ALARM_CLEAR = (
+    update(ALARMS)
+    .where(
+        ALARMS.c.active.is_(True),
+        ALARMS.c.cell == bindparam("c"),
+        ALARMS.c.subject == bindparam("s"),
+    )
+    .values(active=False, cleared_at=bindparam("at"))
+)
 
 
 def _apply(conn: Connection, changes: Changes) -> None:
@@ -622,7 +640,12 @@ def _apply(conn: Connection, changes: Changes) -> None:
         conn.execute(insert(EVENTS), [_row(EVENTS, e) for e in changes.events])
     if changes.requests:
         conn.execute(_REQUEST_UPDATE, list(changes.requests.values()))
+    exact = [{"c": c, "s": s, "at": at} for c, s, at in changes.clears if c and s]
+    if exact:
+        conn.execute(_ALARM_CLEAR, exact)
     for cell, subject, at in changes.clears:
+        if cell and subject:
+            continue
         query = update(ALARMS).where(ALARMS.c.active.is_(True))
         if cell:
             query = query.where(ALARMS.c.cell == cell)
