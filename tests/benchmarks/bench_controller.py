@@ -183,7 +183,7 @@ async def run_throughput(
     return Throughput(
         len(completed),
         total,
-        (last - first).total_seconds(),
+        (last - first).total_seconds() if completed else 0.0,
         controller.recorder.commits,
         tally.journal,
         (tally.cpu_end or time.process_time()) - tally.cpu_start,
@@ -303,12 +303,13 @@ def throughput_part(tmp: str, args: argparse.Namespace, cells: list[CellSetup]) 
     result = asyncio.run(run_throughput(store, cells, args.driver, total, args.limit_s))
     store.close()
     rate = result.completions / result.window_s if result.window_s > 0 else 0.0
+    cpu_ms = f"{result.cpu_s / result.completions * 1e3:.2f}" if result.completions else "-"
     print(
         f"   {result.completions}/{result.expected} durable completions in "
         f"{result.window_s:.2f}s (first dispatch to last durable completion); "
         f"{result.commits} commits, {result.journal / max(result.commits, 1):.0f} journal "
-        f"entries per commit; process CPU {result.cpu_s / max(result.completions, 1) * 1e3:.2f} "
-        "ms per completion (all threads, from controller start)"
+        f"entries per commit; process CPU {cpu_ms} ms per completion (all threads, from "
+        "controller start)"
     )
     ok = rate >= RATE_TARGET and result.completions == result.expected
     print(
