@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import signal
 import sys
 import time
@@ -89,13 +90,16 @@ def demo(
     ] = False,
 ) -> None:
     """Run the demo plant: release random custom units and run them all to done."""
-    from mes.service.demo import run_demo
+    from mes.bootstrap import build_controller, stations
+    from mes.service.demo import random_order, run_demo
 
     config = load_plant(plant)
     store = Store.open(db)
     try:
+        spec = random_order(config, units, random.Random(seed))
+        controller = build_controller(config, store, speed=speed, seed=seed, actor="demo")
         summary = asyncio.run(
-            run_demo(config, store, units=units, speed=speed, seed=seed, quiet=False)
+            run_demo(config, store, controller, spec, stations(config), speed=speed)
         )
     finally:
         store.close()

@@ -13,18 +13,18 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from mes.bootstrap import build_controller, stations
 from mes.domain import Event, UnitState
 from mes.service.controller import Controller
 from mes.service.order_files import OrderSpec, UnitSpec
 from mes.service.release import release
 from mes.settings import Plant
 from mes.store import Store
+from routing.fit import Station
 
 TERMINAL = {UnitState.DONE.value, UnitState.FAILED.value, UnitState.SCRAPPED.value}
 
@@ -110,21 +110,17 @@ def summarise(
 async def run_demo(
     plant: Plant,
     store: Store,
+    controller: Controller,
+    spec: OrderSpec,
+    stations: Sequence[Station],
     *,
-    units: int,
     speed: float,
-    seed: int,
     out: TextIO = sys.stdout,
     quiet: bool = False,
-    on_controller: Callable[[Controller], None] | None = None,
-    order: OrderSpec | None = None,
 ) -> dict[str, Any]:
-    """Release ``units`` random units (or ``order``), run the plant until each is done or
-    failed, and summarise."""
-    spec = order or random_order(plant, units, random.Random(seed))
-    units = len(spec.units)
-    controller = build_controller(plant, store, speed=speed, seed=seed, actor="demo")
-    progress = Progress(spec.id or "", units, out, quiet=quiet)
+    """Release ``spec``, run ``controller`` until each of its units is done or failed,
+    and summarise. The caller composes the controller (``mes.bootstrap``)."""
+    progress = Progress(spec.id or "", len(spec.units), out, quiet=quiet)
     controller.recorder.subscribe(progress)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -137,14 +133,12 @@ async def run_demo(
             datetime.now(UTC),
             source="demo",
             actor="demo",
-            stations=stations(plant),
+            stations=stations,
         )
         progress._line(
             f"released order {spec.id}: {result.units} custom units on "
             f"{len(plant.cells)} cells (speed x{speed:g})"
         )
-        if on_controller:
-            on_controller(controller)
         runner = asyncio.create_task(controller.run())
         finished = asyncio.create_task(progress.all_done.wait())
         await asyncio.wait({runner, finished}, return_when=asyncio.FIRST_COMPLETED)

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from mes.bootstrap import build_controller, stations  # noqa: E402
 from mes.service.demo import run_demo  # noqa: E402
 from mes.service.order_files import OrderSpec, UnitSpec  # noqa: E402
 from mes.settings import Plant, load_plant  # noqa: E402
@@ -73,12 +74,12 @@ def run(plant: Plant, order: OrderSpec, speed: float) -> dict[str, float]:
                 run_demo(
                     plant,
                     store,
-                    units=0,
+                    build_controller(plant, store, speed=speed, seed=1, actor="demo"),
+                    order,
+                    stations(plant),
                     speed=speed,
-                    seed=1,
                     out=io.StringIO(),
                     quiet=True,
-                    order=order,
                 )
             )
         finally:
