@@ -223,14 +223,14 @@ class Controller:
         units = await asyncio.to_thread(self.store.load_units)
         ids = [s.program_id for u in units for s in u.steps]
         self.programs.preload(await asyncio.to_thread(self.store.programs, ids))
-        self._adopt(units)
+        await self._adopt(units)
 
-    def _adopt(self, units: list[Unit]) -> None:
+    async def _adopt(self, units: list[Unit]) -> None:
         """Take units into the live state (new releases, or unfinished ones at start)."""
         fresh = [u for u in units if u.id not in self.units]
         missing = {u.order_id for u in fresh} - self.orders.keys()
         if missing:
-            self.orders.update(self.store.load_orders(missing))
+            self.orders.update(await asyncio.to_thread(self.store.load_orders, missing))
         for unit in fresh:
             self.units[unit.id] = unit
             for step in unit.steps:
@@ -259,7 +259,7 @@ class Controller:
                 units = await asyncio.to_thread(self.store.load_units, ids)
                 pids = [s.program_id for u in units for s in u.steps]
                 self.programs.preload(await asyncio.to_thread(self.store.programs, pids))
-                self._adopt(units)
+                await self._adopt(units)
 
     # -- dispatch -----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from where, why, and what came of it. Holding a cell needs no login, ever.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -245,7 +246,7 @@ async def ack_alarm(
         alarm_id = int(request["target"])
     except ValueError:
         raise NotFound(f"no alarm {request['target']!r}: alarm ids are numbers") from None
-    found = {a["id"]: a for a in controller.store.alarms()}.get(alarm_id)
+    found = await asyncio.to_thread(controller.store.alarm, alarm_id)
     if found is None:
         raise NotFound(f"no alarm {alarm_id}")
     if found["acked_at"] is not None:

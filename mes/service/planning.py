@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mes.domain import CellState, StepState, UnitState
+from mes.domain import CellState, Step, StepState, UnitState
 from mes.domain.step import ON_CELL
 from routing.scheduling.model import Availability, Job, Machine, Operation, Problem, ProblemError
 
@@ -79,13 +79,14 @@ def snapshot(controller: Controller, now: datetime) -> Problem | None:
             jobs.append(Job(unit.id, due, order.priority if order else 0))
     if not operations:
         return None
+    running = {s.cell: s for s in controller.steps.values() if s.state in ON_CELL}
     machines = [
         Machine(
             name,
             dict(controller.setups[name].setup_s),
             dict(controller.loaded[name]),
             Availability.AVAILABLE if name in up else Availability.DOWN,
-            _busy_for(controller, name),
+            _busy_for(controller, name, running.get(name)),
         )
         for name in cells
     ]
@@ -96,11 +97,8 @@ def snapshot(controller: Controller, now: datetime) -> Problem | None:
         return None
 
 
-def _busy_for(controller: Controller, name: str) -> float:
-    """Expected seconds until ``name`` is free (its running job's remaining time)."""
-    step = next(
-        (s for s in controller.steps.values() if s.cell == name and s.state in ON_CELL), None
-    )
+def _busy_for(controller: Controller, name: str, step: Step | None) -> float:
+    """Expected seconds until ``name`` is free (the remaining time of ``step``, its job)."""
     if step is None:
         return 0.0
     factor = controller.setups[name].factors.get(step.capability, 1.0)

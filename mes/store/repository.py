@@ -9,6 +9,7 @@ runs in WAL mode with ``synchronous=FULL``). Writers on SQLite take the write lo
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -83,9 +84,10 @@ class Changes:
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: Requests carried out (id -> state, result, done_at).
     requests: dict[int, dict[str, Any]] = field(default_factory=dict)
-    #: Alarms to raise (rows), to clear ((cell, subject), at), to acknowledge (id -> who, at).
-    alarms: list[dict[str, Any]] = field(default_factory=list)
-    clears: list[tuple[str, str, datetime]] = field(default_factory=list)
+    #: Alarms raised ("raise", row) and cleared ("clear", cell/subject/at), in the order
+    #: they happened: a raise and its clear in one batch must end cleared, a clear and a
+    #: new raise must end raised. Acknowledgements: id -> (who, at).
+    alarm_ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     acks: dict[int, tuple[str, datetime]] = field(default_factory=dict)
 
     def answer(self, request_id: int, state: str, result: str, at: datetime) -> None:
@@ -108,20 +110,23 @@ class Changes:
         code: str = "",
     ) -> None:
         """Raise an alarm (active and unacknowledged)."""
-        self.alarms.append(
-            {
-                "raised_at": at,
-                "severity": severity,
-                "cell": cell,
-                "subject": subject,
-                "code": code,
-                "text": text,
-            }
+        self.alarm_ops.append(
+            (
+                "raise",
+                {
+                    "raised_at": at,
+                    "severity": severity,
+                    "cell": cell,
+                    "subject": subject,
+                    "code": code,
+                    "text": text,
+                },
+            )
         )
 
     def clear(self, cell: str, subject: str, at: datetime) -> None:
         """Clear the active alarms of ``cell`` about ``subject`` ("" matches any)."""
-        self.clears.append((cell, subject, at))
+        self.alarm_ops.append(("clear", {"c": cell, "s": subject, "at": at}))
 
     def job(
         self,
@@ -164,8 +169,7 @@ class Changes:
         self.cells.update(other.cells)
         self.events.extend(other.events)
         self.requests.update(other.requests)
-        self.alarms.extend(other.alarms)
-        self.clears.extend(other.clears)
+        self.alarm_ops.extend(other.alarm_ops)
         self.acks.update(other.acks)
         for job_id, snapshot in other.jobs.items():
             self.jobs[job_id] = {**self.jobs.get(job_id, {}), **snapshot}
@@ -178,8 +182,7 @@ class Changes:
             or self.events
             or self.jobs
             or self.requests
-            or self.alarms
-            or self.clears
+            or self.alarm_ops
             or self.acks
         )
 
@@ -460,6 +463,11 @@ class Store:
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def alarm(self, alarm_id: int) -> dict[str, Any] | None:
+        with self._read() as conn:
+            row = conn.execute(select(ALARMS).where(ALARMS.c.id == alarm_id)).first()
+        return None if row is None else dict(row._mapping)
+
     def alarms(self, open_only: bool = False) -> list[dict[str, Any]]:
         """Alarms, active and unacknowledged first, newest first within each."""
         query = select(ALARMS)
@@ -640,24 +648,34 @@ def _apply(conn: Connection, changes: Changes) -> None:
         conn.execute(insert(EVENTS), [_row(EVENTS, e) for e in changes.events])
     if changes.requests:
         conn.execute(_REQUEST_UPDATE, list(changes.requests.values()))
-    exact = [{"c": c, "s": s, "at": at} for c, s, at in changes.clears if c and s]
-    if exact:
-        conn.execute(_ALARM_CLEAR, exact)
-    for cell, subject, at in changes.clears:
-        if cell and subject:
-            continue
-        query = update(ALARMS).where(ALARMS.c.active.is_(True))
-        if cell:
-            query = query.where(ALARMS.c.cell == cell)
-        if subject:
-            query = query.where(ALARMS.c.subject == subject)
-        conn.execute(query.values(active=False, cleared_at=at))
-    if changes.alarms:
-        conn.execute(insert(ALARMS), changes.alarms)
+    _apply_alarms(conn, changes.alarm_ops)
     for alarm_id, (who, at) in changes.acks.items():
         conn.execute(
             update(ALARMS).where(ALARMS.c.id == alarm_id).values(acked_at=at, acked_by=who)
         )
+
+
+def _apply_alarms(conn: Connection, ops: list[tuple[str, dict[str, Any]]]) -> None:
+    """Raise and clear alarms in order, one statement per run of alike operations."""
+
+    def kind(op: tuple[str, dict[str, Any]]) -> str:
+        name, args = op
+        return name if name == "raise" or (args["c"] and args["s"]) else f"loose:{id(op)}"
+
+    for run_kind, run in itertools.groupby(ops, key=kind):
+        rows = [args for _, args in run]
+        if run_kind == "raise":
+            conn.execute(insert(ALARMS), rows)
+        elif run_kind == "clear":
+            conn.execute(_ALARM_CLEAR, rows)
+        else:  # a clear by cell only or subject only
+            (args,) = rows
+            query = update(ALARMS).where(ALARMS.c.active.is_(True))
+            if args["c"]:
+                query = query.where(ALARMS.c.cell == args["c"])
+            if args["s"]:
+                query = query.where(ALARMS.c.subject == args["s"])
+            conn.execute(query.values(active=False, cleared_at=args["at"]))
 
 
 def _row(table: Table, item: object, only: Iterable[str] | None = None) -> dict[str, Any]:

@@ -192,3 +192,18 @@ def test_password_is_never_shown(monkeypatch):
     with pytest.raises(StoreError) as err:
         Store.open("postgresql://nobody:S3CR3T@127.0.0.1:1/none")
     assert "S3CR3T" not in str(err.value)
+
+
+def test_alarms_raised_and_cleared_in_one_batch_apply_in_order(store: Store):
+    lost_and_back = Changes()
+    lost_and_back.alarm("medium", "link lost", T0, cell="p1", subject="link")
+    lost_and_back.clear("p1", "link", T0)
+    store.apply(lost_and_back)
+    cleared_then_new = Changes()
+    cleared_then_new.clear("p2", "", T0)
+    cleared_then_new.alarm("high", "E1 jam", T0, cell="p2", subject="s1", code="E1")
+    store.apply(cleared_then_new)
+    state = {a["cell"]: a["active"] for a in store.alarms()}
+    assert state == {"p1": False, "p2": True}
+    (open_alarm,) = [a for a in store.alarms(open_only=True) if a["active"]]
+    assert store.alarm(open_alarm["id"])["text"] == "E1 jam"
