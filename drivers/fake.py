@@ -12,8 +12,15 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from drivers.base import Driver
-from mes.domain.cell import CellState
-from mes.domain.job import CellStatus, Job, JobCompleted, JobFaulted, JobProgress, JobReport
+from mes.domain.job import (
+    CellStatus,
+    Job,
+    JobCompleted,
+    JobFaulted,
+    JobProgress,
+    JobReport,
+    MachineState,
+)
 from mes.errors import DeviceUnavailable, JobRejected
 
 
@@ -84,7 +91,7 @@ class FakeDriver(Driver):
     async def status(self) -> CellStatus:
         self._check()
         return CellStatus(
-            CellState.EXECUTE if self.running is not None else CellState.IDLE,
+            MachineState.EXECUTE if self.running is not None else MachineState.IDLE,
             job_id=self.running,
             last_job_id=self.last.job_id if self.last else None,
             last_report=self.last,

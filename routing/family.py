@@ -69,6 +69,9 @@ class OptionSpec:
     def _text(self, value: object) -> str:
         if not isinstance(value, str):
             raise ValueError(f"must be text (got {value!r})")
+        # Leading and trailing blanks carry no meaning on a part (an engraving, a label)
+        # and would make "only blanks" pass as text where a step needs some.
+        value = value.strip()
         if self.max_length is not None and len(value) > self.max_length:
             raise ValueError(f"must be at most {self.max_length} characters (got {len(value)})")
         if self.allowed_chars is not None:

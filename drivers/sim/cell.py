@@ -16,8 +16,15 @@ import random
 from collections.abc import AsyncIterator
 
 from drivers.base import Driver
-from mes.domain.cell import CellState
-from mes.domain.job import CellStatus, Job, JobCompleted, JobFaulted, JobProgress, JobReport
+from mes.domain.job import (
+    CellStatus,
+    Job,
+    JobCompleted,
+    JobFaulted,
+    JobProgress,
+    JobReport,
+    MachineState,
+)
 from mes.errors import DeviceUnavailable, JobRejected
 
 _FAULTS = (
@@ -71,7 +78,7 @@ class SimCell(Driver):
         self._check_link()
         running = self._job is not None
         return CellStatus(
-            state=CellState.EXECUTE if running else CellState.IDLE,
+            state=MachineState.EXECUTE if running else MachineState.IDLE,
             job_id=self._job.job_id if self._job else None,
             last_job_id=self._last.job_id if self._last else None,
             last_report=self._last,

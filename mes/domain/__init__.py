@@ -13,6 +13,7 @@ from mes.domain.job import (
     JobOutcome,
     JobProgress,
     JobReport,
+    MachineState,
     Program,
     ProgramKind,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "JobOutcome",
     "JobProgress",
     "JobReport",
+    "MachineState",
     "Order",
     "Program",
     "ProgramKind",

@@ -17,7 +17,53 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mes.domain.cell import CellState
+
+class MachineState(StrEnum):
+    """What a machine says it is doing, by PackML name (ISA-TR88.00.02).
+
+    Each driver maps its device's own codes onto these names (never by raw integer:
+    PackTags, OPC UA TMC and vendors number them differently).
+    """
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    IDLE = "idle"
+    SUSPENDED = "suspended"
+    EXECUTE = "execute"
+    STOPPING = "stopping"
+    ABORTING = "aborting"
+    ABORTED = "aborted"
+    HOLDING = "holding"
+    HELD = "held"
+    UNHOLDING = "unholding"
+    SUSPENDING = "suspending"
+    UNSUSPENDING = "unsuspending"
+    RESETTING = "resetting"
+    COMPLETING = "completing"
+    COMPLETE = "complete"
+    CLEARING = "clearing"
+    #: The machine reported a code its map does not name.
+    UNKNOWN = "unknown"
+
+    @property
+    def running(self) -> bool:
+        """A job is under way (possibly paused)."""
+        return self in _RUNNING
+
+
+_RUNNING = frozenset(
+    {
+        MachineState.STARTING,
+        MachineState.EXECUTE,
+        MachineState.HOLDING,
+        MachineState.HELD,
+        MachineState.UNHOLDING,
+        MachineState.SUSPENDING,
+        MachineState.SUSPENDED,
+        MachineState.UNSUSPENDING,
+        MachineState.COMPLETING,
+    }
+)
 
 
 class ProgramKind(StrEnum):
@@ -101,7 +147,7 @@ JobReport = JobProgress | JobCompleted | JobFaulted
 class CellStatus:
     """What a cell says about itself when asked (used to reconcile after a restart)."""
 
-    state: CellState
+    state: MachineState
     job_id: int | None = None
     last_job_id: int | None = None
     last_report: JobCompleted | JobFaulted | None = None

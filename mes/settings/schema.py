@@ -15,59 +15,13 @@ messages list the known kinds from the union itself.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import Field
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
-CAPABILITY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
-IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-OPTION_TYPES = ("choice", "integer", "decimal", "text", "boolean")
-
-
-def _name(value: str) -> str:
-    if not NAME_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid name (lowercase letters, digits, '-' and '_', "
-            "starting with a letter or digit, at most 48 characters)"
-        )
-    return value
-
-
-def _capability(value: str) -> str:
-    if not CAPABILITY_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid capability (dotted lowercase words, e.g. 'print.fdm')"
-        )
-    return value
-
-
-def _identifier(value: str) -> str:
-    if not IDENTIFIER_RE.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid option name "
-            "(lowercase letters, digits and '_', starting with a letter)"
-        )
-    return value
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-Name = Annotated[str, AfterValidator(_name)]
-Capability = Annotated[str, AfterValidator(_capability)]
-Identifier = Annotated[str, AfterValidator(_identifier)]
-NonBlank = Annotated[str, AfterValidator(_not_blank)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
+from mes.settings.base import Capability, Identifier, Name, NonBlank
+from mes.settings.base import Model as _Model
+from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, RegisterMap
 
 # -- plant.toml -------------------------------------------------------------------
 
@@ -86,6 +40,8 @@ class PlantSection(_Model):
     """Optimizer time limit per plan in seconds (needs the ``opt`` extra); 0: off."""
     replan_s: float = Field(default=30.0, gt=0.0)
     """Plan again at most this often (when work arrives or a cell goes down)."""
+    read_only: bool = False
+    """Monitor the whole plant: no job is handed to any cell and no PLC is written."""
 
 
 class SimDriverConfig(_Model):
@@ -96,8 +52,8 @@ class SimDriverConfig(_Model):
     speed: float = Field(default=1.0, gt=0.0)
 
 
-# One member per driver kind, e.g. ``SimDriverConfig | ModbusDriverConfig``.
-DriverConfig = Annotated[SimDriverConfig, Field(discriminator="kind")]
+# One member per driver kind.
+DriverConfig = Annotated[SimDriverConfig | ModbusDriverConfig, Field(discriminator="kind")]
 
 
 def driver_kinds() -> tuple[str, ...]:
@@ -138,6 +94,7 @@ class CellConfig(_Model):
     setup_s: dict[Identifier, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
     """Seconds to change over when a step attribute (material, colour, tool) changes."""
     machine: MachineConfig | None = None
+    reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
     driver: DriverConfig
 
     def duration_factor(self, capability: str) -> float:
@@ -157,6 +114,8 @@ class PlantConfig(_Model):
 
     plant: PlantSection
     cells: list[CellConfig] = Field(min_length=1)
+    register_maps: dict[Name, RegisterMap] = Field(default_factory=dict)
+    """Named Modbus register maps, shared by the PLC cells that name them."""
 
 
 # -- products/*.toml --------------------------------------------------------------

@@ -171,7 +171,7 @@ PLANT_CASES = {
         13,
         "cells[1].colour",
         "unknown key (allowed: name, capabilities, area, rerun_interrupted, "
-        "duration_factors, setup_s, machine, driver)",
+        "duration_factors, setup_s, machine, reconnect, driver)",
     ),
     "capabilities of the wrong type": (
         '["print.fdm"]',
@@ -199,7 +199,7 @@ PLANT_CASES = {
         '"test"]\n[cells.driver]\nspeed = 2.0',
         13,
         "cells[1].driver",
-        "driver kind is required (known: sim)",
+        "driver kind is required (known: sim, modbus)",
     ),
     "duplicate cell names": (
         'name = "bench-1"',
@@ -242,17 +242,17 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     write(tmp_path, 'owner = "me"\n' + PLANT)
     problem = only_problem(tmp_path)
     assert (problem.line, problem.path) == (1, "owner")
-    assert problem.reason == "unknown key (allowed: plant, cells)"
+    assert problem.reason == "unknown key (allowed: plant, cells, register_maps)"
 
 
 def test_unknown_driver_kind(tmp_path: Path) -> None:
-    write(tmp_path, PLANT.replace('kind = "sim"', 'kind = "modbus"'))
+    write(tmp_path, PLANT.replace('kind = "sim"', 'kind = "profibus"'))
     problems = problems_of(tmp_path)
     assert [(p.line, p.path) for p in problems] == [
         (8, "cells[0].driver.kind"),
         (14, "cells[1].driver.kind"),
     ]
-    assert problems[0].reason == "unknown driver kind 'modbus' (known: sim)"
+    assert problems[0].reason == "unknown driver kind 'profibus' (known: sim, modbus)"
 
 
 def test_missing_driver_table(tmp_path: Path) -> None:

@@ -1,0 +1,185 @@
+"""The Modbus part of the plant file: register maps and the Modbus driver's settings.
+
+A register map says where a PLC keeps each point of the job contract (see
+``docs/modbus.md``): the command block the controller writes in one request (command,
+sequence, job id, recipe), and the status block it polls (state, acknowledgement,
+current and last job, outcome, error, progress, heartbeat, results). Maps are declared
+once under ``[register_maps.NAME]`` and named by each cell's driver, so a line of
+identical PLCs shares one map. How the points fit together (overlaps, one contiguous
+command block, types that suit their table) is checked in :mod:`mes.settings.checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from mes.settings.base import Model, Name, NonBlank
+
+StateName = Literal[
+    "clearing",
+    "stopped",
+    "starting",
+    "idle",
+    "suspended",
+    "execute",
+    "stopping",
+    "aborting",
+    "aborted",
+    "holding",
+    "held",
+    "unholding",
+    "suspending",
+    "unsuspending",
+    "resetting",
+    "completing",
+    "complete",
+]
+CommandName = Literal["reset", "start", "stop", "hold", "unhold", "abort", "clear"]
+#: PackML (PackTags v3) ``StateCurrent`` numbers, the default state mapping.
+PACKML_STATES: dict[StateName, int] = {
+    "clearing": 1,
+    "stopped": 2,
+    "starting": 3,
+    "idle": 4,
+    "suspended": 5,
+    "execute": 6,
+    "stopping": 7,
+    "aborting": 8,
+    "aborted": 9,
+    "holding": 10,
+    "held": 11,
+    "unholding": 12,
+    "suspending": 13,
+    "unsuspending": 14,
+    "resetting": 15,
+    "completing": 16,
+    "complete": 17,
+}
+
+#: PackML ``CntrlCmd`` numbers, the default command mapping.
+PACKML_COMMANDS: dict[CommandName, int] = {
+    "reset": 1,
+    "start": 2,
+    "stop": 3,
+    "hold": 4,
+    "unhold": 5,
+    "abort": 8,
+    "clear": 9,
+}
+
+Word = Annotated[int, Field(ge=0, le=65535)]
+Scalar = bool | int | float | str
+
+
+class PointConfig(Model):
+    """One point: where it lives, how it is encoded, and whether we may write it."""
+
+    table: Literal["coil", "discrete_input", "input", "holding"] = "holding"
+    address: int = Field(ge=0, le=65536)
+    """As numbered under the map's ``addressing`` (0: protocol offset; 1: manual's count)."""
+    type: Literal["bool", "int16", "uint16", "int32", "uint32", "float32", "float64", "string"] = (
+        "uint16"
+    )
+    order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = "ABCD"
+    """Word and byte order of multi-byte values (ABCD: big-endian, the Modbus default)."""
+    scale: float = 1.0
+    offset: float = 0.0
+    """Engineering value = raw * scale + offset."""
+    access: Literal["ro", "rw"] = "ro"
+    length: int = Field(default=0, ge=0, le=123)
+    """Registers of a string point (two characters each)."""
+    min: float | None = None
+    max: float | None = None
+    """Engineering limits: a write outside them is refused before anything is sent."""
+    default: Scalar | None = None
+    """For a recipe point: the value written when a job's recipe does not name it."""
+
+
+class RegisterMap(Model):
+    """``[register_maps.NAME]``: the job contract's points on one kind of PLC."""
+
+    addressing: Literal[0, 1] = 0
+    """0: addresses are protocol offsets (holding 0 is "40001"); 1: numbered from 1."""
+    command: PointConfig
+    sequence: PointConfig
+    job_id: PointConfig
+    state: PointConfig
+    ack: PointConfig
+    current_job_id: PointConfig
+    last_job_id: PointConfig
+    outcome: PointConfig
+    error: PointConfig | None = None
+    progress: PointConfig | None = None
+    """Percent done, 0-100 after scaling."""
+    heartbeat: PointConfig | None = None
+    recipe: dict[str, PointConfig] = Field(default_factory=dict)
+    """Recipe parameter name -> point; filled from the job's recipe (or ``default``).
+    ``expected_s`` is the job's expected cycle time, ``unit`` its unit id."""
+    results: dict[str, PointConfig] = Field(default_factory=dict)
+    """Measurement name -> point, read when the PLC reports the job finished."""
+    states: dict[StateName, Word] = Field(default_factory=lambda: dict(PACKML_STATES))
+    """State name -> the number the PLC uses (default: PackML StateCurrent)."""
+    commands: dict[CommandName, Word] = Field(default_factory=lambda: dict(PACKML_COMMANDS))
+    """Command name -> the number the PLC expects (default: PackML CntrlCmd)."""
+    successful: Word = 1
+    unsuccessful: Word = 2
+    """``outcome`` values of the last finished job."""
+    faults: dict[str, NonBlank] = Field(default_factory=dict)
+    """Error code (as text, e.g. "101") -> what it means, for alarms and the journal."""
+
+
+class ReconnectConfig(Model):
+    """``[cells.reconnect]``: how soon to try a lost link again.
+
+    Doubling from ``first_s`` up to ``cap_s`` with +-``jitter``; or every ``fixed_s``
+    exactly, for plants that want predictable timing.
+    """
+
+    first_s: float = Field(default=0.5, gt=0.0)
+    cap_s: float = Field(default=30.0, gt=0.0)
+    jitter: float = Field(default=0.2, ge=0.0, lt=1.0)
+    fixed_s: float | None = Field(default=None, gt=0.0)
+
+
+class SimPlcConfig(Model):
+    """``[cells.driver.sim]``: how ``mes sim`` and ``mes demo`` simulate this PLC."""
+
+    speed: float = Field(default=1.0, gt=0.0)
+    fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int = 0
+    scan_ms: float = Field(default=10.0, gt=0.0)
+
+
+class ModbusDriverConfig(Model):
+    """A PLC over Modbus TCP or RTU, through a register map."""
+
+    kind: Literal["modbus"]
+    register_map: Name
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: NonBlank = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    serial_port: str | None = None
+    """RTU: a device path (/dev/ttyUSB0) or a pyserial URL (rfc2217://host:port)."""
+    baudrate: int = Field(default=19200, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    inter_frame_ms: float | None = Field(default=None, ge=0.0)
+    """RTU: silence between frames on the bus (default: 3.5 characters, at least 1.75 ms)."""
+    device_id: int = Field(default=1, ge=0, le=247)
+    poll_ms: float = Field(default=100.0, ge=5.0)
+    timeout_s: float = Field(default=1.0, gt=0.0)
+    retries: int = Field(default=2, ge=0, le=10)
+    """Attempts after a request timed out, before the link counts as lost."""
+    ack_timeout_s: float = Field(default=5.0, gt=0.0)
+    """How long the PLC may take to echo a command's sequence number."""
+    heartbeat_timeout_s: float = Field(default=3.0, gt=0.0)
+    """A heartbeat unchanged this long makes the PLC stale (its values untrusted)."""
+    span_gaps: int = Field(default=0, ge=0, le=100)
+    """Read across gaps of up to this many unused registers to save requests."""
+    max_registers: int = Field(default=125, ge=1, le=125)
+    read_only: bool = False
+    """Monitor only: no write function code is ever sent to this PLC."""
+    sim: SimPlcConfig | None = None
