@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from mes.settings.issues import Issue, describe
+from mes.settings.modbus import ModbusDriverConfig, map_problems
 from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
 from mes.settings.toml_lines import KeyLines, KeyPath
@@ -52,6 +53,7 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
                             f"minimum {low:g} is greater than maximum {high:g}",
                         )
                     )
+        issues.extend(_driver_issues(config, i, cell))
         for capability in cell.duration_factors:
             if capability not in seen:
                 issues.append(
@@ -61,6 +63,34 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
                         f"(it has: {', '.join(cell.capabilities)})",
                     )
                 )
+    for name, register_map in config.register_maps.items():
+        issues.extend(
+            Issue(("register_maps", name, *path), reason)
+            for path, reason in map_problems(register_map)
+        )
+    return issues
+
+
+def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]:
+    driver = cell.driver
+    if not isinstance(driver, ModbusDriverConfig):
+        return []
+    issues = []
+    if driver.register_map not in config.register_maps:
+        known = ", ".join(config.register_maps) or "none declared"
+        issues.append(
+            Issue(
+                ("cells", i, "driver", "register_map"),
+                f"no register map {driver.register_map!r} under [register_maps] (known: {known})",
+            )
+        )
+    if driver.transport == "rtu" and not driver.serial_port:
+        issues.append(
+            Issue(
+                ("cells", i, "driver", "transport"),
+                "an RTU link needs serial_port (a device path or a pyserial URL)",
+            )
+        )
     return issues
 
 

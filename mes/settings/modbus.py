@@ -11,10 +11,24 @@ command block, types that suit their table) is checked in :mod:`mes.settings.che
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import Field
 
+from drivers.modbus.codec import (
+    CodecError,
+    DataType,
+    Order,
+    Point,
+    Table,
+    check_map,
+    encode,
+    protocol_address,
+)
+from drivers.modbus.plcmap import COMMAND_ROLES, STATUS_ROLES, PlcMap
+from mes.domain.job import MachineState
 from mes.settings.base import Model, Name, NonBlank
 
 StateName = Literal[
@@ -150,6 +164,12 @@ class SimPlcConfig(Model):
     fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int = 0
     scan_ms: float = Field(default=10.0, gt=0.0)
+    """PLC scan cycle: how often it looks at commands and advances its job."""
+    results: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict
+    )
+    """Result name -> [low, high]: the simulated measurement, uniform in that range
+    (``cycle_s`` is always the real cycle time)."""
 
 
 class ModbusDriverConfig(Model):
@@ -183,3 +203,138 @@ class ModbusDriverConfig(Model):
     read_only: bool = False
     """Monitor only: no write function code is ever sent to this PLC."""
     sim: SimPlcConfig | None = None
+
+
+# -- from config to the driver's map ------------------------------------------------
+
+
+def to_point(name: str, config: PointConfig, base: int) -> Point:
+    """The codec's point for one configured point.
+
+    Raises:
+        CodecError: the address does not exist under the map's addressing.
+    """
+    return Point(
+        name=name,
+        table=Table(config.table),
+        address=protocol_address(config.address, base),
+        type=DataType(config.type),
+        order=Order(config.order),
+        scale=config.scale,
+        offset=config.offset,
+        writable=config.access == "rw",
+        length=config.length,
+        minimum=config.min,
+        maximum=config.max,
+    )
+
+
+def _roles(config: RegisterMap) -> dict[str, PointConfig]:
+    roles = (*COMMAND_ROLES, *STATUS_ROLES)
+    return {r: p for r in roles if (p := getattr(config, r)) is not None}
+
+
+def plc_map(config: RegisterMap) -> PlcMap:
+    """The driver's view of a checked register map.
+
+    Raises:
+        CodecError: a point's address does not exist (the loader reports these first).
+    """
+    base = config.addressing
+    return PlcMap(
+        points={r: to_point(r, p, base) for r, p in _roles(config).items()},
+        recipe={n: to_point(f"recipe.{n}", p, base) for n, p in config.recipe.items()},
+        defaults={n: p.default for n, p in config.recipe.items() if p.default is not None},
+        results={n: to_point(f"results.{n}", p, base) for n, p in config.results.items()},
+        states={code: MachineState(name) for name, code in config.states.items()},
+        commands={str(name): code for name, code in config.commands.items()},
+        successful=config.successful,
+        unsuccessful=config.unsuccessful,
+        faults=dict(config.faults),
+    )
+
+
+def map_problems(config: RegisterMap) -> list[tuple[tuple[str | int, ...], str]]:
+    """What is wrong with a register map, each at the key to fix (relative to the map)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    points: dict[tuple[str | int, ...], Point] = {}
+    named: list[tuple[tuple[str | int, ...], str, PointConfig]]
+    named = [((r,), r, p) for r, p in _roles(config).items()]
+    named += [(("recipe", n), f"recipe.{n}", p) for n, p in config.recipe.items()]
+    named += [(("results", n), f"results.{n}", p) for n, p in config.results.items()]
+    for path, name, point_config in named:
+        try:
+            point = to_point(name, point_config, config.addressing)
+        except CodecError as exc:
+            problems.append(((*path, "address"), str(exc)))
+            continue
+        own = check_map([point])
+        problems.extend((path, reason) for reason in own)
+        if not own:
+            points[path] = point
+    problems.extend(_command_block_problems(config, points))
+    for path, _, point_config in named:
+        if point_config.default is not None and path[0] != "recipe":
+            problems.append(((*path, "default"), "only recipe points take a default"))
+        elif point_config.default is not None and path in points:
+            try:
+                encode(points[path], point_config.default)
+            except CodecError as exc:
+                problems.append(((*path, "default"), str(exc)))
+    problems.extend(((), reason) for reason in check_map(points.values()) if "overlap" in reason)
+    problems.extend(_code_problems(config))
+    return problems
+
+
+def _command_block_problems(
+    config: RegisterMap, points: Mapping[tuple[str | int, ...], Point]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    block = [(p, pt) for p, pt in points.items() if p[0] in (*COMMAND_ROLES, "recipe")]
+    for path, point in block:
+        if point.table is not Table.HOLDING or not point.writable:
+            problems.append(
+                (path, 'a command-block point must be a holding register with access = "rw"')
+            )
+    for path, point in points.items():
+        if (path[0] in STATUS_ROLES or path[0] == "results") and point.writable:
+            problems.append((path, 'a status or result point is read-only: use access = "ro"'))
+    if problems:
+        return problems
+    ordered = sorted((pt for _, pt in block), key=lambda pt: pt.address)
+    for before, after in pairwise(ordered):
+        if after.address > before.end:
+            problems.append(
+                (
+                    (),
+                    f"the command block (command, sequence, job_id, recipe) must be one "
+                    f"contiguous run of holding registers, written in one request: nothing "
+                    f"covers holding {before.end}..{after.address - 1} between "
+                    f"'{before.name}' and '{after.name}'",
+                )
+            )
+    if ordered and ordered[-1].end - ordered[0].address > 123:
+        problems.append(
+            ((), "the command block is longer than one write request allows (123 registers)")
+        )
+    return problems
+
+
+def _code_problems(config: RegisterMap) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    tables: tuple[tuple[str, Mapping[str, int], tuple[str, ...]], ...] = (
+        ("states", {str(k): v for k, v in config.states.items()}, ("idle", "execute")),
+        ("commands", {str(k): v for k, v in config.commands.items()}, ("start",)),
+    )
+    for key, table, needed in tables:
+        seen: dict[int, str] = {}
+        for name, code in table.items():
+            if code in seen:
+                problems.append(((key, name), f"code {code} is also {seen[code]!r}"))
+            seen[code] = name
+        for name in needed:
+            if name not in table:
+                problems.append(((key,), f"must name the code for {name!r}"))
+    if config.successful == config.unsuccessful:
+        problems.append((("unsuccessful",), "must differ from successful"))
+    return problems
