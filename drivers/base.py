@@ -11,6 +11,7 @@ backoff) and never touch the store or the UI.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import ClassVar
@@ -69,6 +70,17 @@ class Driver(ABC):
             JobRejected: the cell does not know this job.
             DeviceUnavailable: the link was lost; the job's fate is unknown.
         """
+
+    async def link_lost(self) -> None:
+        """Wait until the link is found lost while no job is being followed.
+
+        Drivers that watch their cell between jobs (polling a PLC's heartbeat) return by
+        raising; the default never returns, and a lost link shows at the next call.
+
+        Raises:
+            DeviceUnavailable: the link was lost or the cell went stale.
+        """
+        await asyncio.Event().wait()
 
     async def hold(self) -> None:
         """Pause the running job at a safe point.

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drivers.base import Driver
+from drivers.modbus.driver import ModbusCell, ModbusSettings
+from drivers.modbus.link import Endpoint, ModbusLink
 from drivers.sim import SimCell
 from mes.service.controller import CellSetup, Controller, ControllerOptions
+from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
+from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
 from mes.store import Store
 from routing.fit import Station
 from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
 from routing.scheduling.optimizer import available as optimizer_available
 
+if TYPE_CHECKING:
+    from drivers.sim.plant_sims import SimSpec
+
 log = logging.getLogger(__name__)
 
 
-def cell_setups(plant: Plant) -> list[CellSetup]:
+def cell_setups(plant: Plant, *, read_only: bool = False) -> list[CellSetup]:
     """What the controller needs to know of each configured cell."""
+    read_only = read_only or plant.config.plant.read_only
     return [
         CellSetup(
             name=c.name,
@@ -26,9 +36,18 @@ def cell_setups(plant: Plant) -> list[CellSetup]:
             factors=dict(c.duration_factors),
             rerun_interrupted=c.rerun_interrupted,
             setup_s=dict(c.setup_s),
+            read_only=read_only or getattr(c.driver, "read_only", False),
+            backoff=backoff(c.reconnect),
         )
         for c in plant.cells
     ]
+
+
+def backoff(config: ReconnectConfig) -> Backoff:
+    """Reconnect delays from a cell's ``[cells.reconnect]``."""
+    if config.fixed_s is not None:
+        return Backoff(first_s=config.fixed_s, cap_s=config.fixed_s, jitter=0.0)
+    return Backoff(first_s=config.first_s, cap_s=config.cap_s, jitter=config.jitter)
 
 
 def stations(plant: Plant) -> list[Station]:
@@ -52,14 +71,91 @@ def stations(plant: Plant) -> list[Station]:
     return out
 
 
-def build_driver(cell: CellConfig, *, speed: float = 1.0, seed: int | str = 0) -> Driver:
+class Links:
+    """Modbus links by endpoint: cells on one gateway or one bus share one connection."""
+
+    def __init__(self) -> None:
+        self._links: dict[Endpoint, ModbusLink] = {}
+
+    def get(self, config: ModbusDriverConfig) -> ModbusLink:
+        endpoint = Endpoint(
+            config.transport,
+            host=config.host,
+            port=config.port,
+            serial_port=config.serial_port or "",
+            baudrate=config.baudrate,
+            parity=config.parity,
+            stopbits=config.stopbits,
+            bytesize=config.bytesize,
+        )
+        if endpoint not in self._links:
+            inter_frame = None if config.inter_frame_ms is None else config.inter_frame_ms / 1000
+            self._links[endpoint] = ModbusLink(
+                endpoint,
+                timeout_s=config.timeout_s,
+                retries=config.retries,
+                inter_frame_s=inter_frame,
+            )
+        return self._links[endpoint]
+
+
+def build_driver(
+    plant: Plant,
+    cell: CellConfig,
+    *,
+    speed: float = 1.0,
+    seed: int | str = 0,
+    links: Links | None = None,
+    read_only: bool = False,
+) -> Driver:
     """The driver for one configured cell. ``speed`` scales simulated cells' time."""
     config = cell.driver
     if isinstance(config, SimDriverConfig):
         return SimCell(
             cell.name, speed=speed * config.speed, fault_rate=config.fault_rate, seed=seed
         )
-    raise NotImplementedError(f"no driver for kind {config.kind!r}")  # pragma: no cover
+    links = links or Links()
+    settings = ModbusSettings(
+        device_id=config.device_id,
+        poll_s=config.poll_ms / 1000,
+        ack_timeout_s=config.ack_timeout_s,
+        heartbeat_timeout_s=config.heartbeat_timeout_s,
+        max_registers=config.max_registers,
+        span_gaps=config.span_gaps,
+        read_only=read_only or plant.config.plant.read_only or config.read_only,
+    )
+    register_map = plc_map(plant.config.register_maps[config.register_map])
+    return ModbusCell(cell.name, links.get(config), register_map, settings)
+
+
+def sim_specs(plant: Plant, *, speed: float = 1.0, log: Path | None = None) -> list[SimSpec]:
+    """The simulated PLCs for every Modbus cell of ``plant`` (``mes sim``, ``mes demo``)."""
+    from drivers.sim.plant_sims import SimSpec
+
+    specs = []
+    for cell in plant.cells:
+        config = cell.driver
+        if not isinstance(config, ModbusDriverConfig):
+            continue
+        sim = config.sim or SimPlcConfig()
+        specs.append(
+            SimSpec(
+                name=cell.name,
+                plc=plc_map(plant.config.register_maps[config.register_map]),
+                transport=config.transport,
+                host=config.host,
+                port=config.port,
+                serial_port=config.serial_port or "",
+                device_id=config.device_id,
+                speed=speed * sim.speed,
+                fault_rate=sim.fault_rate,
+                seed=sim.seed,
+                scan_ms=sim.scan_ms,
+                results={name: (low, high) for name, (low, high) in sim.results.items()},
+                log=log,
+            )
+        )
+    return specs
 
 
 def controller_options(plant: Plant) -> ControllerOptions:
@@ -86,8 +182,14 @@ def build_controller(
     seed: int | str = 0,
     options: ControllerOptions | None = None,
     actor: str = "controller",
+    read_only: bool = False,
 ) -> Controller:
     """A controller for ``plant`` on ``store``, with a driver for every cell."""
-    drivers = {c.name: build_driver(c, speed=speed, seed=seed) for c in plant.cells}
+    links = Links()
+    drivers = {
+        c.name: build_driver(plant, c, speed=speed, seed=seed, links=links, read_only=read_only)
+        for c in plant.cells
+    }
     options = options or controller_options(plant)
-    return Controller(store, cell_setups(plant), drivers, options=options, actor=actor)
+    setups = cell_setups(plant, read_only=read_only)
+    return Controller(store, setups, drivers, options=options, actor=actor)

@@ -5,6 +5,7 @@ unreachable store, 130 when interrupted."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +22,7 @@ import typer
 
 from mes.cli_bench import bench_app
 from mes.errors import InputError, MesError, NotFound
-from mes.settings import DEFAULT_PLANT_PATH, load_plant
+from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
 from mes.store import Store
 from routing.family import Family
 
@@ -88,6 +90,16 @@ def demo(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on the last line.")
     ] = False,
+    sims: Annotated[
+        bool,
+        typer.Option(
+            help="Serve the plant's simulated PLCs in this process "
+            "(--no-sims: they run elsewhere, e.g. `mes sim`)."
+        ),
+    ] = True,
+    read_only: Annotated[
+        bool, typer.Option(help="Monitor only: hand no job to any cell, write no PLC.")
+    ] = False,
 ) -> None:
     """Run the demo plant: release random custom units and run them all to done."""
     from mes.bootstrap import build_controller, stations
@@ -95,17 +107,92 @@ def demo(
 
     config = load_plant(plant)
     store = Store.open(db)
+
+    async def main() -> dict[str, Any]:
+        async with _simulators(config, speed, enabled=sims):
+            controller = build_controller(
+                config, store, speed=speed, seed=seed, actor="demo", read_only=read_only
+            )
+            return await run_demo(config, store, controller, spec, stations(config), speed=speed)
+
     try:
         spec = random_order(config, units, random.Random(seed))
-        controller = build_controller(config, store, speed=speed, seed=seed, actor="demo")
-        summary = asyncio.run(
-            run_demo(config, store, controller, spec, stations(config), speed=speed)
-        )
+        summary = asyncio.run(main())
     finally:
         store.close()
     _print_summary(summary, as_json)
     if summary["unfinished"]:
         raise typer.Exit(130)
+
+
+@contextlib.asynccontextmanager
+async def _simulators(plant: Plant, speed: float, *, enabled: bool = True) -> AsyncIterator[None]:
+    """Serve the plant's simulated PLCs for the duration of the block."""
+    from drivers.sim.plant_sims import serve
+
+    from mes.bootstrap import sim_specs
+
+    specs = sim_specs(plant, speed=speed) if enabled else []
+    if not specs:
+        yield
+        return
+    try:
+        simulators = await serve(specs)
+    except OSError as exc:
+        raise MesError(
+            f"cannot serve the simulated PLCs ({exc}); is `mes sim` or another demo "
+            "already running? Stop it, or pass --no-sims to use it"
+        ) from exc
+    try:
+        yield
+    finally:
+        await simulators.aclose()
+
+
+@app.command()
+def sim(
+    plant: PlantOption = DEFAULT_PLANT_PATH,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="Simulated seconds per wall second.")
+    ] = 1.0,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="Append every job id a simulated PLC starts to this file (JSON lines)."),
+    ] = None,
+) -> None:
+    """Serve a simulated PLC for every Modbus cell of the plant, until Ctrl-C."""
+    from drivers.sim.plant_sims import serve
+
+    from mes.bootstrap import sim_specs
+
+    config = load_plant(plant)
+    specs = sim_specs(config, speed=speed, log=log)
+    if not specs:
+        raise MesError(f"{plant}: no Modbus cell to simulate")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            simulators = await serve(specs)
+        except OSError as exc:
+            raise MesError(f"cannot serve the simulated PLCs: {exc}") from exc
+        try:
+            for spec in specs:
+                where = (
+                    f"tcp {spec.host}:{spec.port}"
+                    if spec.transport == "tcp"
+                    else f"rtu {spec.serial_port}"
+                )
+                print(f"simulating {spec.name} on {where} (device {spec.device_id})", flush=True)
+            print("Ctrl-C stops", flush=True)
+            await stop.wait()
+        finally:
+            await simulators.aclose()
+
+    asyncio.run(main())
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -132,6 +219,9 @@ def run(
         float,
         typer.Option(min=0.001, help="Time scale of simulated cells (real machines ignore it)."),
     ] = 1.0,
+    read_only: Annotated[
+        bool, typer.Option(help="Monitor only: hand no job to any cell, write no PLC.")
+    ] = False,
 ) -> None:
     """Run the production controller; resumes whatever is unfinished in the store."""
     from mes.bootstrap import build_controller
@@ -141,7 +231,7 @@ def run(
     store = Store.open(db)
 
     async def main() -> None:
-        controller = build_controller(config, store, speed=speed)
+        controller = build_controller(config, store, speed=speed, read_only=read_only)
         controller.recorder.subscribe(Progress("", None, sys.stdout))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -78,6 +78,10 @@ class CellSetup:
     factors: Mapping[str, float] = field(default_factory=dict)
     rerun_interrupted: bool = False
     setup_s: Mapping[str, float] = field(default_factory=dict)
+    #: Monitor only: the cell is watched, never handed a job.
+    read_only: bool = False
+    #: Reconnect delays for this cell (default: the controller's).
+    backoff: Backoff | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,7 @@ class Controller:
         self.setups = {c.name: c for c in cells}
         self.cells = {c.name: Cell(c.name, c.capabilities, c.driver_kind) for c in cells}
         self.supervisors = {
-            c.name: CellSupervisor(self, c.name, drivers[c.name], self.options.backoff)
+            c.name: CellSupervisor(self, c.name, drivers[c.name], c.backoff or self.options.backoff)
             for c in cells
         }
         self.units: dict[str, Unit] = {}
@@ -281,6 +285,7 @@ class Controller:
             )
             for name, cell in self.cells.items()
             if cell.available
+            and not self.setups[name].read_only
             and self.supervisors[name].connected
             and not self.supervisors[name].busy
         ]
@@ -353,7 +358,8 @@ class Controller:
     async def cell_connected(self, name: str, status: CellStatus) -> Action | None:
         """Reconcile a cell that (re)connected; return what its supervisor should do."""
         cell, now = self.cells[name], self.clock()
-        self.ready.dispatcher.cell_up(name, cell.capabilities)
+        if not self.setups[name].read_only:
+            self.ready.dispatcher.cell_up(name, cell.capabilities)
         changes = Changes()
         changes.add(
             Event.of(cell.handle(CellEvent.CONNECT, now), self.actor, reported=status.state.value),

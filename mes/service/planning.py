@@ -41,6 +41,7 @@ def snapshot(controller: Controller, now: datetime) -> Problem | None:
         name
         for name, cell in cells.items()
         if cell.state not in (CellState.OFFLINE, CellState.ABORTED, CellState.STOPPED)
+        and not controller.setups[name].read_only
     }
     operations: list[Operation] = []
     jobs: list[Job] = []

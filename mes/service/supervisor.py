@@ -12,6 +12,7 @@ reconciles again on reconnect, so a job is never handed over twice blindly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class CellSupervisor:
                 if action is not None:
                     await self._do(action)
                 while True:
-                    await self._do(await self.inbox.get())
+                    await self._do(await self._next_action())
             except DeviceUnavailable as exc:
                 if self.connected or attempt == 0:
                     log.warning("cell %s: link lost: %s", self.name, exc)
@@ -89,6 +90,24 @@ class CellSupervisor:
                 await self.driver.aclose()
                 await asyncio.sleep(delays[min(attempt, len(delays) - 1)])
                 attempt += 1
+
+    async def _next_action(self) -> Action:
+        """The next action, or DeviceUnavailable if the driver finds the link lost first."""
+        if not self.inbox.empty():
+            return self.inbox.get_nowait()
+        get = asyncio.ensure_future(self.inbox.get())
+        lost = asyncio.ensure_future(self.driver.link_lost())
+        try:
+            await asyncio.wait({get, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not get.done():
+                get.cancel()
+        if get.done() and not get.cancelled():
+            return get.result()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lost
+        raise DeviceUnavailable(f"cell {self.name}: link lost")
 
     async def _do(self, action: Action) -> None:
         job = action.job

@@ -301,6 +301,15 @@ def _command_block_problems(
             problems.append((path, 'a status or result point is read-only: use access = "ro"'))
     if problems:
         return problems
+    command, sequence = points.get(("command",)), points.get(("sequence",))
+    if command and sequence and sequence.address != command.end and command.address != sequence.end:
+        problems.append(
+            (
+                ("sequence", "address"),
+                f"must be next to the command word (holding {command.address}), so a command "
+                "and its sequence number go in one request",
+            )
+        )
     ordered = sorted((pt for _, pt in block), key=lambda pt: pt.address)
     for before, after in pairwise(ordered):
         if after.address > before.end:
