@@ -141,18 +141,19 @@ def sim_specs(plant: Plant, *, speed: float = 1.0, log: Path | None = None) -> l
         specs.append(
             SimSpec(
                 name=cell.name,
-                plc=plc_map(plant.config.register_maps[config.register_map]),
+                plc_map=plc_map(plant.config.register_maps[config.register_map]),
                 transport=config.transport,
                 host=config.host,
                 port=config.port,
-                serial_port=config.serial_port or "",
+                serial_port=config.serial_port,
                 device_id=config.device_id,
                 speed=speed * sim.speed,
                 fault_rate=sim.fault_rate,
                 seed=sim.seed,
                 scan_ms=sim.scan_ms,
                 results={name: (low, high) for name, (low, high) in sim.results.items()},
-                log=log,
+                log_path=log,
+                baudrate=config.baudrate,
             )
         )
     return specs

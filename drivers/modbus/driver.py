@@ -47,6 +47,23 @@ from mes.errors import DeviceUnavailable, JobRejected, NotSupported
 
 log = logging.getLogger(__name__)
 
+#: Error codes by which a PLC refuses a command (docs/modbus.md).
+REFUSALS = frozenset({1, 2, 3, 4})
+#: States a PLC passes through on its own; a command waits until it has left them.
+ACTING = frozenset(
+    {
+        MachineState.STARTING,
+        MachineState.CLEARING,
+        MachineState.RESETTING,
+        MachineState.HOLDING,
+        MachineState.UNHOLDING,
+        MachineState.SUSPENDING,
+        MachineState.UNSUSPENDING,
+        MachineState.STOPPING,
+        MachineState.ABORTING,
+        MachineState.COMPLETING,
+    }
+)
 #: How often the driver looks for the acknowledgement of a command it just wrote.
 ACK_POLL_S = 0.005
 
@@ -295,10 +312,9 @@ class ModbusCell(Driver):
 
     async def _settle(self, snapshot: Snapshot) -> Snapshot:
         """Wait (up to the ack timeout) until the PLC leaves an acting state (clearing...)."""
-        acting = {MachineState.CLEARING, MachineState.RESETTING, MachineState.STARTING}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ack_timeout_s
-        while snapshot.state in acting and loop.time() < deadline:
+        while snapshot.state in ACTING and loop.time() < deadline:
             await asyncio.sleep(ACK_POLL_S)
             snapshot = await self._read_status()
         return snapshot
@@ -370,8 +386,10 @@ class ModbusCell(Driver):
         await self._accepted("abort")
 
     async def _accepted(self, command: str) -> None:
+        self._refuse_writes(command)
+        await self._settle(await self._read_status())  # a job just started is "starting"
         snapshot = await self._command(command)
-        if snapshot.error:
+        if snapshot.error in REFUSALS:
             raise JobRejected(
                 f"PLC {self.name} refused {command}: error {snapshot.error} "
                 f"({self.plc.fault_text(snapshot.error)}), state {snapshot.state.value}"

@@ -63,6 +63,7 @@ class SimCell(Driver):
         self._last: JobCompleted | JobFaulted | None = None
         #: Every job id this cell started, in order (what a test checks for repeats).
         self.executed: list[int] = []
+        self._fault_now: tuple[str, str] | None = None
 
     async def connect(self) -> None:
         self._connected = True
@@ -106,8 +107,9 @@ class SimCell(Driver):
         for tick in range(1, ticks + 1):
             await asyncio.sleep(duration / ticks)
             fraction = tick / ticks
-            if fault_at is not None and fraction >= fault_at:
-                code, text = self._rng.choice(_FAULTS)
+            if self._fault_now is not None or (fault_at is not None and fraction >= fault_at):
+                code, text = self._fault_now or self._rng.choice(_FAULTS)
+                self._fault_now = None
                 end = JobFaulted(job.job_id, code, text)
                 break
             if tick < ticks:
@@ -115,6 +117,10 @@ class SimCell(Driver):
         self._last = end
         self._job = None
         queue.put_nowait(end)
+
+    def inject_fault(self, code: str = "E999", text: str = "fault injected by a test") -> None:
+        """Fault the running job at its next progress tick."""
+        self._fault_now = (code, text)
 
     async def reports(self, job_id: int) -> AsyncIterator[JobReport]:
         self._check_link()

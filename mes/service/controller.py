@@ -49,6 +49,7 @@ from mes.domain import (
 from mes.domain.quality import out_of_limits
 from mes.domain.step import ON_CELL
 from mes.errors import StoreError
+from mes.service.crashpoints import crash_point
 from mes.service.operator import carry_out
 from mes.service.planning import Replanner
 from mes.service.programs import ProgramCache
@@ -337,7 +338,9 @@ class Controller:
             self.ready.discard(step)
             self.ready.refresh(unit)  # its other ready steps wait until it leaves the cell
             actions.append((cell.name, self._job(step, cell.name, program, setup)))
+        crash_point("dispatch.before-commit")
         await self.recorder.commit(changes)
+        crash_point("dispatch.after-commit")
         for name, job in actions:
             self.supervisors[name].inbox.put_nowait(Action("start", job))
 
@@ -556,7 +559,9 @@ class Controller:
         self._reset_cell(cell, changes, now)
         changes.add(step, unit, cell)
         self.ready.refresh(unit)
+        crash_point("finish.before-commit")
         await self.recorder.commit(changes)
+        crash_point("finish.after-commit")
         self._wake.set()
 
     # -- decisions ---------------------------------------------------------------------

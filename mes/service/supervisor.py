@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from drivers.base import Driver
 from mes.domain.job import Job, JobFaulted, JobProgress
 from mes.errors import DeviceFault, DeviceUnavailable, JobRejected
+from mes.service.crashpoints import crash_point
 
 if TYPE_CHECKING:
     from mes.service.controller import Controller
@@ -115,7 +116,9 @@ class CellSupervisor:
         try:
             if action.kind == "start":
                 try:
+                    crash_point("handoff.before-write")
                     await self.driver.start_job(job)
+                    crash_point("handoff.after-write")
                 except JobRejected as exc:
                     await self.controller.job_rejected(self.name, job, str(exc))
                     return

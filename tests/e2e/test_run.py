@@ -32,14 +32,14 @@ family = "{family}"
 class Running:
     """A ``mes run`` subprocess whose output lines are read as they come."""
 
-    def __init__(self, plant: Path, db: str) -> None:
+    def __init__(self, plant: Path, db: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             mes_command("run", "--plant", str(plant), "--db", db, "--headless"),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []

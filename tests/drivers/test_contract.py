@@ -1,0 +1,191 @@
+"""The job contract every driver keeps, run against each driver wired to a real peer.
+
+Backends: the in-process simulated cell, and the Modbus driver talking to the simulated
+PLC over Modbus TCP on a socket and over Modbus RTU on a pty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from drivers.base import Driver
+from drivers.modbus.driver import ModbusCell, ModbusSettings
+from drivers.modbus.link import Endpoint, ModbusLink
+from drivers.sim.cell import SimCell
+from drivers.sim.modbus_server import SimServer
+from drivers.sim.plc import SimPlc
+from mes.domain.job import (
+    Job,
+    JobCompleted,
+    JobFaulted,
+    JobProgress,
+    JobReport,
+    MachineState,
+    Program,
+)
+from mes.errors import JobRejected
+from mes.settings import DEFAULT_PLANT_PATH, load_plant
+from mes.settings.modbus import plc_map
+
+SPEED = 100.0  # a 30 s job takes 0.3 s
+TIMEOUT = 10.0
+
+
+@dataclass
+class Rig:
+    driver: Driver
+    executed: Callable[[], list[int]]
+    fault: Callable[[], None]
+
+
+def rig_map():  # type: ignore[no-untyped-def]
+    return plc_map(load_plant(DEFAULT_PLANT_PATH).config.register_maps["rig"])
+
+
+@contextlib.asynccontextmanager
+async def scanning(plc: SimPlc, scan_s: float = 0.005) -> AsyncIterator[None]:
+    async def scan() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            plc.scan(loop.time())
+            await asyncio.sleep(scan_s)
+
+    task = asyncio.create_task(scan())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def modbus_rig(transport: str) -> AsyncIterator[Rig]:
+    plc = SimPlc("rig-1", rig_map(), speed=SPEED, results={"load_n": (50.0, 60.0)})
+    server = SimServer({1: plc})
+    if transport == "tcp":
+        await server.start_tcp("127.0.0.1", 0)
+        assert server.port is not None
+        endpoint = Endpoint("tcp", port=server.port)
+    else:
+        await server.start_rtu(baudrate=115200)
+        assert server.serial_port is not None
+        endpoint = Endpoint("rtu", serial_port=server.serial_port, baudrate=115200)
+    link = ModbusLink(endpoint, timeout_s=1.0, retries=1)
+    driver = ModbusCell("rig-1", link, rig_map(), ModbusSettings(poll_s=0.02))
+    try:
+        async with scanning(plc):
+            await driver.connect()
+            yield Rig(driver, lambda: list(plc.executed), lambda: plc.inject_fault(102))
+    finally:
+        await driver.aclose()
+        await server.aclose()
+
+
+@contextlib.asynccontextmanager
+async def sim_rig() -> AsyncIterator[Rig]:
+    cell = SimCell("sim-1", speed=SPEED, jitter=0.0)
+    await cell.connect()
+    try:
+        yield Rig(cell, lambda: list(cell.executed), cell.inject_fault)
+    finally:
+        await cell.aclose()
+
+
+@pytest.fixture(params=["sim", "modbus-tcp", "modbus-rtu"])
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    maker = sim_rig() if request.param == "sim" else modbus_rig(request.param.split("-")[1])
+    async with maker as made:
+        yield made
+
+
+def job(job_id: int, expected_s: float = 30.0) -> Job:
+    program = Program.recipe({"width_mm": 80.0, "material": "pla"})
+    return Job(job_id, f"U.1/{job_id}", "U.1", "test", program, expected_s)
+
+
+async def follow(driver: Driver, job_id: int) -> list[JobReport]:
+    reports: list[JobReport] = []
+    async with asyncio.timeout(TIMEOUT):
+        async for report in driver.reports(job_id):
+            reports.append(report)
+    return reports
+
+
+async def test_a_connected_cell_is_idle_with_no_job(rig: Rig) -> None:
+    status = await rig.driver.status()
+    assert status.state is MachineState.IDLE
+    assert status.job_id is None
+
+
+async def test_a_job_runs_to_completion_with_progress_and_measurements(rig: Rig) -> None:
+    await rig.driver.start_job(job(101))
+    running = await rig.driver.status()
+    assert running.job_id == 101 and running.state.running
+    reports = await follow(rig.driver, 101)
+    *progress, end = reports
+    assert isinstance(end, JobCompleted) and end.job_id == 101
+    assert "cycle_s" in end.measurements
+    fractions = [r.fraction for r in progress if isinstance(r, JobProgress)]
+    assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
+    status = await rig.driver.status()
+    assert status.job_id is None and status.last_job_id == 101
+    assert isinstance(status.last_report, JobCompleted)
+    assert rig.executed() == [101]
+
+
+async def test_a_job_id_is_never_executed_twice(rig: Rig) -> None:
+    await rig.driver.start_job(job(102))
+    await follow(rig.driver, 102)
+    with contextlib.suppress(JobRejected):  # refusing or ignoring are both fine
+        await rig.driver.start_job(job(102))
+    (end,) = [r for r in await follow(rig.driver, 102) if not isinstance(r, JobProgress)]
+    assert isinstance(end, JobCompleted) and end.job_id == 102
+    assert rig.executed() == [102]
+
+
+async def test_a_busy_cell_refuses_a_second_job(rig: Rig) -> None:
+    await rig.driver.start_job(job(103, expected_s=200))
+    with pytest.raises(JobRejected):
+        await rig.driver.start_job(job(104))
+    assert rig.executed() == [103]
+
+
+async def test_a_fault_ends_the_job_with_the_cells_code_and_text(rig: Rig) -> None:
+    await rig.driver.start_job(job(105, expected_s=200))
+    rig.fault()
+    end = (await follow(rig.driver, 105))[-1]
+    assert isinstance(end, JobFaulted) and end.job_id == 105
+    assert end.code and end.text
+    status = await rig.driver.status()
+    assert status.last_job_id == 105 and isinstance(status.last_report, JobFaulted)
+
+
+async def test_after_a_reconnect_a_running_job_is_followed_not_restarted(rig: Rig) -> None:
+    await rig.driver.start_job(job(106, expected_s=60))
+    await rig.driver.aclose()
+    await rig.driver.connect()
+    status = await rig.driver.status()
+    assert status.job_id == 106 or status.last_job_id == 106
+    end = (await follow(rig.driver, 106))[-1]
+    assert isinstance(end, JobCompleted) and end.job_id == 106
+    assert rig.executed() == [106]
+
+
+async def test_the_next_job_starts_after_one_ended_in_a_fault(rig: Rig) -> None:
+    await rig.driver.start_job(job(107, expected_s=200))
+    rig.fault()
+    await follow(rig.driver, 107)
+    await rig.driver.start_job(job(108))
+    assert isinstance((await follow(rig.driver, 108))[-1], JobCompleted)
+    assert rig.executed() == [107, 108]
+
+
+async def test_following_a_job_the_cell_never_had_is_refused(rig: Rig) -> None:
+    with pytest.raises(JobRejected):
+        await follow(rig.driver, 999)
