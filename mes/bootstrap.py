@@ -78,17 +78,27 @@ class Links:
         self._links: dict[Endpoint, ModbusLink] = {}
 
     def get(self, config: ModbusDriverConfig) -> ModbusLink:
-        endpoint = Endpoint(
-            config.transport,
-            host=config.host,
-            port=config.port,
-            serial_port=config.serial_port or "",
-            baudrate=config.baudrate,
-            parity=config.parity,
-            stopbits=config.stopbits,
-            bytesize=config.bytesize,
-        )
-        if endpoint not in self._links:
+        if config.transport == "tcp":
+            endpoint = Endpoint("tcp", host=config.host, port=config.port)
+        else:
+            endpoint = Endpoint(
+                "rtu",
+                serial_port=config.serial_port or "",
+                baudrate=config.baudrate,
+                parity=config.parity,
+                stopbits=config.stopbits,
+                bytesize=config.bytesize,
+            )
+        if endpoint in self._links:
+            link = self._links[endpoint]
+            if (link.timeout_s, link.retries) != (config.timeout_s, config.retries):
+                log.warning(
+                    "%s is shared: it keeps timeout_s=%g and retries=%d of the first cell on it",
+                    endpoint,
+                    link.timeout_s,
+                    link.retries,
+                )
+        else:
             inter_frame = None if config.inter_frame_ms is None else config.inter_frame_ms / 1000
             self._links[endpoint] = ModbusLink(
                 endpoint,

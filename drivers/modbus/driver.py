@@ -276,6 +276,8 @@ class ModbusCell(Driver):
         if code is None:
             raise NotSupported(f"the register map of {self.name} has no {name!r} command")
         seq = self._seq % 65535 + 1
+        if self._snapshot is not None and seq == self._snapshot.ack:
+            seq = seq % 65535 + 1  # an ack equal to the new sequence would look like an echo
         values: dict[Point, object] = dict(extra or {})
         values[self.plc.point("command")] = code
         values[self.plc.point("sequence")] = seq
@@ -350,9 +352,13 @@ class ModbusCell(Driver):
         snapshot = await self._read_status()
         if job.job_id in (snapshot.job_id, snapshot.last_job_id):
             return  # it arrived before: never hand a job over twice
+        snapshot = await self._settle(snapshot)
         if snapshot.job_id:
             raise JobRejected(f"PLC {self.name} is busy with job {snapshot.job_id}")
-        snapshot = await self._to_idle(snapshot)
+        try:
+            snapshot = await self._to_idle(snapshot)
+        except NotSupported as exc:
+            raise JobRejected(f"PLC {self.name} is {snapshot.state.value}: {exc}") from exc
         values[self.plc.point("job_id")] = job.job_id
         snapshot = await self._command("start", values)
         if snapshot.job_id != job.job_id:

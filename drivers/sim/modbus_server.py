@@ -12,7 +12,8 @@ PLC, never answered) unless a PLC sits at id 0 itself. An unknown id is answered
 GATEWAY_NO_RESPONSE over TCP and ignored on an RTU bus, as a gateway and a line would.
 
 Every decoded request (rejected ones too) passes ``trace_pdu`` and lands in the request
-log of the PLC it addressed (:attr:`SimPlc.requests`) and in :attr:`SimServer.requests`.
+log of the PLC it addressed (:attr:`SimPlc.requests`; a broadcast in every one) and in
+:attr:`SimServer.requests`.
 
 RTU runs on a software null-modem: two pseudo-terminals whose master ends
 :class:`PtyRelay` joins with ``loop.add_reader``; the server opens one slave, a client
@@ -255,34 +256,33 @@ class SimServer:
         Args:
             link: If given, a symlink made (or replaced) there pointing at the client's pty,
                 so a plant file can name a fixed path; removed again by :meth:`aclose`.
-            baudrate: Passed to both ends (a pty ignores it).
+            baudrate: The server's line speed (a pty ignores it).
 
         Raises:
             FileExistsError: ``link`` exists and is not a symlink.
             OSError: the ptys or the server cannot be opened.
         """
         self._relay = relay = PtyRelay()
-        server = ModbusSerialServer(
-            self.context,
-            framer=FramerType.RTU,
-            port=relay.paths[0],
-            baudrate=baudrate,
-            ignore_missing_devices=True,
-            broadcast_enable=self.context.broadcast,
-            trace_pdu=self._trace,
-        )
-        if not await server.listen():
-            await self.aclose()
-            raise OSError(f"cannot open the RTU server on {relay.paths[0]}")
-        self._server = server
-        self.serial_port = relay.paths[1]
-        if link is not None:
-            try:
+        try:
+            server = ModbusSerialServer(
+                self.context,
+                framer=FramerType.RTU,
+                port=relay.paths[0],
+                baudrate=baudrate,
+                ignore_missing_devices=True,
+                broadcast_enable=self.context.broadcast,
+                trace_pdu=self._trace,
+            )
+            if not await server.listen():
+                raise OSError(f"cannot open the RTU server on {relay.paths[0]}")
+            self._server = server
+            self.serial_port = relay.paths[1]
+            if link is not None:
                 self._link = (_make_link(Path(link), relay.paths[1]), relay.paths[1])
-            except OSError:
-                await self.aclose()
-                raise
-            self.serial_port = str(link)
+                self.serial_port = str(link)
+        except BaseException:
+            await self.aclose()
+            raise
 
     def drop_connections(self) -> int:
         """Close every client's TCP connection (the server keeps listening); how many.

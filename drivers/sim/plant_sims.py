@@ -33,6 +33,8 @@ class SimSpec:
     """One simulated PLC and where it is served.
 
     Attributes:
+        port: TCP port; 0 picks a free one (specs naming port 0 on one host share it), read
+            it back from ``Simulators.servers[name].port``.
         serial_port: RTU: where to put a symlink to the client's pty (cells naming the same
             path share one bus); None gives the cell a pty of its own.
         results: Result name -> (low, high) of the simulated measurement.

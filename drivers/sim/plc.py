@@ -19,7 +19,10 @@ are a transition table kept as data (``_COMMANDS``). A state the map gives no co
 skipped if transient; a command whose resting state has no code is refused (error 4).
 
 Error codes: 1 start while not idle, 2 job id 0 or already started, 3 bad recipe, 4 command
-unknown or not allowed now, 900 aborted, 901 stopped; faults use the map's own codes.
+unknown or not allowed now, 900 aborted, 901 stopped; faults use the map's own codes. An
+accepted command sets error 0 (abort 900, stop 901), a refused one its code. A fault, abort
+or stop writes its error on entering ``aborting``/``stopping``; the job's end (last job id,
+current 0, outcome) lands with ``aborted``/``stopped``/``complete``, all in one scan.
 """
 
 from __future__ import annotations
@@ -347,7 +350,9 @@ class SimPlc:
         reject, self._reject = self._reject, None
         if reject is None and self._state is not S.IDLE:
             reject = NOT_IDLE
-        elif reject is None and (not isinstance(job_id, int) or job_id in {0, *self._started}):
+        elif reject is None and (
+            not isinstance(job_id, int) or job_id == 0 or job_id in self._started
+        ):
             reject = BAD_JOB_ID
         elif reject is None and recipe is None:
             reject = BAD_RECIPE

@@ -188,7 +188,8 @@ class ModbusDriverConfig(Model):
     bytesize: Literal[7, 8] = 8
     inter_frame_ms: float | None = Field(default=None, ge=0.0)
     """RTU: silence between frames on the bus (default: 3.5 characters, at least 1.75 ms)."""
-    device_id: int = Field(default=1, ge=0, le=247)
+    device_id: int = Field(default=1, ge=1, le=255)
+    """Unit id: the PLC's address on an RTU bus (1-247) or behind a TCP gateway."""
     poll_ms: float = Field(default=100.0, ge=5.0)
     timeout_s: float = Field(default=1.0, gt=0.0)
     retries: int = Field(default=2, ge=0, le=10)

@@ -401,11 +401,12 @@ def test_the_execution_log_has_one_json_line_per_accepted_job(tmp_path: Path) ->
 
 
 @pytest.fixture
-async def rig_sims() -> AsyncIterator[Simulators]:
+async def rig_sims(tmp_path: Path) -> AsyncIterator[Simulators]:
     """Two PLCs behind one TCP port (a gateway: device ids 1 and 2), scanning every 5 ms."""
+    log = tmp_path / "executed.jsonl"
     specs = [
         SimSpec("rig-1", RIG, port=0, device_id=1, scan_ms=5, results={"load_n": (35, 140)}),
-        SimSpec("rig-2", RIG, port=0, device_id=2, scan_ms=5),
+        SimSpec("rig-2", RIG, port=0, device_id=2, scan_ms=5, log_path=log),
     ]
     sims = await serve(specs)
     yield sims
@@ -450,7 +451,21 @@ async def test_a_job_over_tcp_is_acknowledged_then_completes_with_results(
     assert values["results.cycle_s"] == pytest.approx(0.05)
     assert 35 <= float(values["results.load_n"]) <= 140
     other = rig_sims.plcs["rig-2"]
-    assert (other.state, list(other.requests), other.executed) == (S.IDLE, [], [])
+    assert (other.state, [r.function_code for r in other.requests]) == (S.IDLE, [])
+    assert [r.function_code for r in plc.requests] == [16, 3, 3, 3]
+
+
+async def test_jobs_accepted_over_tcp_go_to_the_execution_log(
+    rig_sims: Simulators, client: AsyncModbusTcpClient, tmp_path: Path
+) -> None:
+    for sequence, job_id in ((1, 51), (2, 51), (3, 0)):  # then a duplicate, then id 0
+        start, registers = command_block(RIG, "start", sequence, job_id, expected_s=0.01)
+        await client.write_registers(start, registers, device_id=2)
+        async with asyncio.timeout(2):
+            await until(rig_sims.plcs["rig-2"], lambda p: p.state is S.IDLE)
+    lines = (tmp_path / "executed.jsonl").read_text().splitlines()
+    assert [json.loads(line)["job_id"] for line in lines] == [51]
+    assert rig_sims.plcs["rig-2"].value("error") == 2
 
 
 async def test_a_reading_client_never_sends_a_write_and_a_refused_write_is_logged(
@@ -531,7 +546,8 @@ async def test_a_broadcast_write_reaches_every_plc_behind_the_gateway(
     async with asyncio.timeout(2):
         for plc in plcs:
             await until(plc, lambda p: p.value("ack") == 1)
-    assert [(p.value("error"), p.requests[0].device_id) for p in plcs] == [(4, 0), (4, 0)]
+    assert [p.value("error") for p in plcs] == [4, 4]
+    assert [[r.device_id for r in p.requests] for p in plcs] == [[0], [0]]
 
 
 async def test_a_job_over_rtu_on_a_pty_behind_a_fixed_link(tmp_path: Path) -> None:
@@ -565,7 +581,34 @@ async def test_a_server_on_port_0_reports_its_port_and_closes_twice() -> None:
     await server.aclose()
 
 
-def test_specs_sharing_a_device_id_on_one_port_are_refused() -> None:
+async def test_specs_sharing_a_device_id_on_one_port_are_refused() -> None:
     specs = [SimSpec("a", RIG, port=5020), SimSpec("b", RIG, port=5020)]
     with pytest.raises(ValueError, match="both use device id 1"):
-        asyncio.run(serve(specs))
+        await serve(specs)
+
+
+async def test_rtu_cells_naming_one_serial_port_share_a_bus(tmp_path: Path) -> None:
+    link = tmp_path / "bus"
+    specs = [
+        SimSpec("a", RIG, transport="rtu", serial_port=str(link), device_id=1, scan_ms=5),
+        SimSpec("b", RIG, transport="rtu", serial_port=str(link), device_id=2, scan_ms=5),
+    ]
+    sims = await serve(specs)
+    client = AsyncModbusSerialClient(str(link), timeout=1)
+    try:
+        assert sims.servers["a"] is sims.servers["b"]
+        assert await client.connect()
+        for device in (1, 2):
+            assert (await read_status(client, device))["state"] == code(S.IDLE)
+        assert [r.function_code for r in sims.plcs["b"].requests] == [3]
+    finally:
+        client.close()
+        await sims.aclose()
+
+
+async def test_a_link_never_replaces_a_regular_file(tmp_path: Path) -> None:
+    path = tmp_path / "taken"
+    path.write_text("not a pty")
+    with pytest.raises(FileExistsError):
+        await serve_rtu({1: SimPlc("rig-1", RIG)}, link=path)
+    assert path.read_text() == "not a pty"

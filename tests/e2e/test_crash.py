@@ -51,7 +51,7 @@ def free_ports(count: int) -> list[int]:
 def plc_plant(tmp_path: Path) -> Path:
     """The demo families on four PLC cells (the demo's test-rig map), 20 ms polling."""
     demo = (REPO / "config" / "plant.toml").read_text()
-    register_map = demo[demo.index("[register_maps.rig]") :]
+    register_map = demo[demo.index("\n[register_maps.rig]\n") :]
     text = f'[plant]\nname = "Crash plant"\nproducts = "{REPO / "config" / "products"}"\n'
     for (name, capabilities), port in zip(CELLS.items(), free_ports(len(CELLS)), strict=True):
         caps = ", ".join(f'"{c}"' for c in capabilities)
