@@ -136,6 +136,8 @@ class Controller:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Cells an operator held while they ran a job: held when it ends.
         self.hold_after_job: set[str] = set()
+        #: Cells being reconciled after a (re)connect: no new job until that is recorded.
+        self._reconciling: set[str] = set()
         self.replanner = (
             Replanner(self, self.options.optimize_s, self.options.replan_s)
             if self.options.optimize_s > 0
@@ -287,6 +289,7 @@ class Controller:
             for name, cell in self.cells.items()
             if cell.available
             and not self.setups[name].read_only
+            and name not in self._reconciling
             and self.supervisors[name].connected
             and not self.supervisors[name].busy
         ]
@@ -369,7 +372,27 @@ class Controller:
             cell,
         )
         changes.clear(name, "link", now)
-        step = next((s for s in self.steps.values() if s.cell == name and s.state in ON_CELL), None)
+        self._reconciling.add(name)
+        on_cell = [s for s in self.steps.values() if s.cell == name and s.state in ON_CELL]
+        # The one the cell knows comes first; any other was never delivered (the cell runs
+        # one job at a time), so it is handled as such below, after this one.
+        on_cell.sort(key=lambda s: s.job_id not in (status.job_id, status.last_job_id))
+        step = on_cell[0] if on_cell else None
+        for stale in on_cell[1:]:
+            if stale.state is StepState.DISPATCHED:
+                changes.add(
+                    Event.of(
+                        stale.handle(StepEvent.REJECT, now),
+                        self.actor,
+                        job_id=stale.job_id,
+                        reason="never delivered: the cell had another job",
+                    ),
+                    stale,
+                )
+                changes.job(stale, state="rejected")
+                self.make_ready(stale)
+            else:
+                self._interrupt(stale, changes, "the cell no longer knows this job", now)
         action: Action | None = None
         finished = None
         if step is not None:
@@ -410,9 +433,12 @@ class Controller:
                 action = Action("start", job)
             else:
                 self._interrupt(step, changes, "the cell no longer knows this job", now)
-        await self.recorder.commit(changes)
-        if finished is not None:
-            await self.job_finished(name, *finished)
+        try:
+            await self.recorder.commit(changes)
+            if finished is not None:
+                await self.job_finished(name, *finished)
+        finally:
+            self._reconciling.discard(name)
         self._wake.set()
         return action
 
@@ -476,7 +502,8 @@ class Controller:
         changes = Changes()
         if step.job_id == job.job_id and step.state in ON_CELL:
             self._interrupt(step, changes, reason, now)
-        self._reset_cell(cell, changes, now)
+        if cell.job_id == job.job_id:
+            self._reset_cell(cell, changes, now)
         self.ready.refresh(self.units[step.unit_id])
         await self.recorder.commit(changes)
         self._wake.set()
@@ -486,7 +513,11 @@ class Controller:
         step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
         unit = self.units[step.unit_id]
         changes = Changes()
-        self.progress.pop(name, None)
+        # A report of a job the cell is no longer running (one found finished when it
+        # reconnected) settles the step but leaves the cell as it is now.
+        ours = cell.job_id == job.job_id
+        if ours:
+            self.progress.pop(name, None)
         if step.job_id != job.job_id or step.state not in ON_CELL:
             changes.add(
                 Event(
@@ -513,7 +544,7 @@ class Controller:
             step.finished_at = now
             step.result = {"outcome": report.outcome.value, "measurements": report.measurements}
             changes.job(step)
-            if cell.state in (CellState.STARTING, CellState.EXECUTE):
+            if ours and cell.state in (CellState.STARTING, CellState.EXECUTE):
                 changes.add(Event.of(cell.handle(CellEvent.COMPLETE, now), self.actor))
             changes.clear(name, step.id, now)  # its earlier faults here are behind it
             self._advance(unit, changes, now)
@@ -551,12 +582,13 @@ class Controller:
                 subject=step.id,
                 code=code,
             )
-            if cell.state in (CellState.STARTING, CellState.EXECUTE):
+            if ours and cell.state in (CellState.STARTING, CellState.EXECUTE):
                 # A part out of limits is the part's fault, not the cell's.
                 event = CellEvent.COMPLETE if missed else CellEvent.FAULT
                 changes.add(Event.of(cell.handle(event, now), self.actor, code=code, text=text))
             self._after_failure(unit, step, name, changes, now, quality=missed is not None)
-        self._reset_cell(cell, changes, now)
+        if ours:
+            self._reset_cell(cell, changes, now)
         changes.add(step, unit, cell)
         self.ready.refresh(unit)
         crash_point("finish.before-commit")
