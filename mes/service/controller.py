@@ -55,6 +55,7 @@ from mes.service.planning import Replanner
 from mes.service.programs import ProgramCache
 from mes.service.ready import ReadySteps
 from mes.service.recorder import Recorder
+from mes.service.recovery import reconcile
 from mes.service.supervisor import Action, Backoff, CellSupervisor
 from mes.store import Changes, Store
 from routing.scheduling.dispatch import IdleCell
@@ -363,84 +364,7 @@ class Controller:
 
     async def cell_connected(self, name: str, status: CellStatus) -> Action | None:
         """Reconcile a cell that (re)connected; return what its supervisor should do."""
-        cell, now = self.cells[name], self.clock()
-        if not self.setups[name].read_only:
-            self.ready.dispatcher.cell_up(name, cell.capabilities)
-        changes = Changes()
-        changes.add(
-            Event.of(cell.handle(CellEvent.CONNECT, now), self.actor, reported=status.state.value),
-            cell,
-        )
-        changes.clear(name, "link", now)
-        self._reconciling.add(name)
-        on_cell = [s for s in self.steps.values() if s.cell == name and s.state in ON_CELL]
-        # The one the cell knows comes first; any other was never delivered (the cell runs
-        # one job at a time), so it is handled as such below, after this one.
-        on_cell.sort(key=lambda s: s.job_id not in (status.job_id, status.last_job_id))
-        step = on_cell[0] if on_cell else None
-        for stale in on_cell[1:]:
-            if stale.state is StepState.DISPATCHED:
-                changes.add(
-                    Event.of(
-                        stale.handle(StepEvent.REJECT, now),
-                        self.actor,
-                        job_id=stale.job_id,
-                        reason="never delivered: the cell had another job",
-                    ),
-                    stale,
-                )
-                changes.job(stale, state="rejected")
-                self.make_ready(stale)
-            else:
-                self._interrupt(stale, changes, "the cell no longer knows this job", now)
-        action: Action | None = None
-        finished = None
-        if step is not None:
-            assert step.job_id is not None
-            program = await self.programs.get(step.program_id)
-            job = self._job(step, name, program)
-            if status.job_id == step.job_id:
-                changes.add(Event.of(cell.handle(CellEvent.START, now), self.actor))
-                changes.add(
-                    Event.of(
-                        cell.handle(CellEvent.ACCEPT, now),
-                        self.actor,
-                        job_id=step.job_id,
-                        recovered=True,
-                    )
-                )
-                cell.job_id = step.job_id
-                if step.state is StepState.DISPATCHED:
-                    changes.add(Event.of(step.handle(StepEvent.ACCEPT, now), self.actor))
-                    step.started_at = step.started_at or now
-                    changes.job(step)
-                changes.add(step)
-                action = Action("follow", job)
-            elif status.last_job_id == step.job_id and status.last_report is not None:
-                finished = (job, status.last_report)
-            elif step.state is StepState.DISPATCHED:
-                # The hand-off was recorded but never reached the cell: hand it over
-                # again under the same job id (the cell refuses an id it already ran).
-                changes.add(
-                    Event.of(
-                        cell.handle(CellEvent.START, now),
-                        self.actor,
-                        job_id=step.job_id,
-                        again=True,
-                    )
-                )
-                cell.job_id = step.job_id
-                action = Action("start", job)
-            else:
-                self._interrupt(step, changes, "the cell no longer knows this job", now)
-        try:
-            await self.recorder.commit(changes)
-            if finished is not None:
-                await self.job_finished(name, *finished)
-        finally:
-            self._reconciling.discard(name)
-        self._wake.set()
-        return action
+        return await reconcile(self, name, status)
 
     async def cell_lost(self, name: str, reason: str) -> None:
         cell = self.cells[name]

@@ -1,0 +1,106 @@
+"""Recovery: reconcile a cell that (re)connected with the steps recorded on it.
+
+Theory of operation: when a cell connects, its :class:`CellStatus` (current job, last
+finished job and its report) is compared with the steps the store says are on it, by
+job id. A job the cell runs is followed, one it finished last is recorded from its
+report (never re-run), one it never received is handed over again under the same id,
+and one it lost is interrupted (re-run under a new id only where the cell's config says
+that is safe). While this is recorded the cell takes no new job, and a report of a job
+found finished settles its step without moving the cell (see ``Controller.job_finished``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mes.domain import CellEvent, CellStatus, Event, StepEvent, StepState
+from mes.domain.step import ON_CELL
+from mes.service.supervisor import Action
+from mes.store import Changes
+
+if TYPE_CHECKING:
+    from mes.service.controller import Controller
+
+
+async def reconcile(controller: Controller, name: str, status: CellStatus) -> Action | None:
+    """Reconcile cell ``name`` that reports ``status``; return what its supervisor does."""
+    cell, now = controller.cells[name], controller.clock()
+    if not controller.setups[name].read_only:
+        controller.ready.dispatcher.cell_up(name, cell.capabilities)
+    changes = Changes()
+    changes.add(
+        Event.of(
+            cell.handle(CellEvent.CONNECT, now), controller.actor, reported=status.state.value
+        ),
+        cell,
+    )
+    changes.clear(name, "link", now)
+    controller._reconciling.add(name)
+    on_cell = [s for s in controller.steps.values() if s.cell == name and s.state in ON_CELL]
+    # The one the cell knows comes first; any other was never delivered (the cell runs
+    # one job at a time), so it is handled as such below, after this one.
+    on_cell.sort(key=lambda s: s.job_id not in (status.job_id, status.last_job_id))
+    step = on_cell[0] if on_cell else None
+    for stale in on_cell[1:]:
+        if stale.state is StepState.DISPATCHED:
+            changes.add(
+                Event.of(
+                    stale.handle(StepEvent.REJECT, now),
+                    controller.actor,
+                    job_id=stale.job_id,
+                    reason="never delivered: the cell had another job",
+                ),
+                stale,
+            )
+            changes.job(stale, state="rejected")
+            controller.make_ready(stale)
+        else:
+            controller._interrupt(stale, changes, "the cell no longer knows this job", now)
+    action: Action | None = None
+    finished = None
+    if step is not None:
+        assert step.job_id is not None
+        program = await controller.programs.get(step.program_id)
+        job = controller._job(step, name, program)
+        if status.job_id == step.job_id:
+            changes.add(Event.of(cell.handle(CellEvent.START, now), controller.actor))
+            changes.add(
+                Event.of(
+                    cell.handle(CellEvent.ACCEPT, now),
+                    controller.actor,
+                    job_id=step.job_id,
+                    recovered=True,
+                )
+            )
+            cell.job_id = step.job_id
+            if step.state is StepState.DISPATCHED:
+                changes.add(Event.of(step.handle(StepEvent.ACCEPT, now), controller.actor))
+                step.started_at = step.started_at or now
+                changes.job(step)
+            changes.add(step)
+            action = Action("follow", job)
+        elif status.last_job_id == step.job_id and status.last_report is not None:
+            finished = (job, status.last_report)
+        elif step.state is StepState.DISPATCHED:
+            # The hand-off was recorded but never reached the cell: hand it over
+            # again under the same job id (the cell refuses an id it already ran).
+            changes.add(
+                Event.of(
+                    cell.handle(CellEvent.START, now),
+                    controller.actor,
+                    job_id=step.job_id,
+                    again=True,
+                )
+            )
+            cell.job_id = step.job_id
+            action = Action("start", job)
+        else:
+            controller._interrupt(step, changes, "the cell no longer knows this job", now)
+    try:
+        await controller.recorder.commit(changes)
+        if finished is not None:
+            await controller.job_finished(name, *finished)
+    finally:
+        controller._reconciling.discard(name)
+    controller._wake.set()
+    return action
