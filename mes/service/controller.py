@@ -98,6 +98,10 @@ class ControllerOptions:
     job_id_block: int = 256
     drain_s: float = 30.0
     backoff: Backoff = field(default_factory=Backoff)
+    #: A job running longer than ``overdue_factor`` x its expected time plus
+    #: ``overdue_grace_s`` raises an alarm (once; cleared when the job ends).
+    overdue_factor: float = 2.0
+    overdue_grace_s: float = 60.0
 
 
 class Controller:
@@ -139,6 +143,8 @@ class Controller:
         self.hold_after_job: set[str] = set()
         #: Cells being reconciled after a (re)connect: no new job until that is recorded.
         self._reconciling: set[str] = set()
+        #: Jobs already alarmed as overdue.
+        self._overdue: set[int] = set()
         self.replanner = (
             Replanner(self, self.options.optimize_s, self.options.replan_s)
             if self.options.optimize_s > 0
@@ -257,6 +263,7 @@ class Controller:
     async def _poll_releases(self) -> None:
         while True:
             await asyncio.sleep(self.options.poll_s)
+            await self._check_overdue()
             for request in await asyncio.to_thread(self.store.pending_requests):
                 await carry_out(self, request)
             ids, self._last_event = await asyncio.to_thread(
@@ -268,6 +275,45 @@ class Controller:
                 pids = [s.program_id for u in units for s in u.steps]
                 self.programs.preload(await asyncio.to_thread(self.store.programs, pids))
                 await self._adopt(units)
+
+    async def _check_overdue(self) -> None:
+        """Alarm (once per job) when a job runs far past its expected time."""
+        now, changes = self.clock(), Changes()
+        for step in self.steps.values():
+            if (
+                step.state is not StepState.RUNNING
+                or step.started_at is None
+                or step.cell is None
+                or step.job_id in self._overdue
+            ):
+                continue
+            factor = self.setups[step.cell].factors.get(step.capability, 1.0)
+            expected = step.expected_s * factor
+            limit = expected * self.options.overdue_factor + self.options.overdue_grace_s
+            if (now - step.started_at).total_seconds() > limit:
+                assert step.job_id is not None
+                self._overdue.add(step.job_id)
+                changes.add(
+                    Event(
+                        now,
+                        self.actor,
+                        "job",
+                        str(step.job_id),
+                        "overdue",
+                        data={"cell": step.cell, "step": step.id, "limit_s": round(limit, 1)},
+                    )
+                )
+                changes.alarm(
+                    "medium",
+                    f"job {step.job_id} ({step.id}) overdue: running longer than "
+                    f"{limit:.0f} s (expected {expected:.0f} s)",
+                    now,
+                    cell=step.cell,
+                    subject=step.id,
+                    code="overdue",
+                )
+        if changes:
+            await self.recorder.commit(changes)
 
     # -- dispatch -----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -166,3 +167,26 @@ async def test_with_the_optimizer_planning_ahead_every_unit_still_finishes(store
                 worker.cancel()
     assert set(store.unit_states().values()) == {"done"}
     assert replanner.plans >= 1
+
+
+async def test_a_job_running_far_past_its_expected_time_raises_one_alarm(store):
+    now = [datetime(2026, 11, 23, 8, 0, tzinfo=UTC)]
+    options = replace(FAST, overdue_factor=2.0, overdue_grace_s=5.0)
+    plant = build(store, options=options)
+    plant.controller.clock = lambda: now[0]
+    (unit_id,) = release_units(store)
+    async with running(plant):
+        job = await plant.started("a1")  # "cut": 10 s expected, so overdue after 25 s
+        await plant.wait_for(lambda e: e.transition == "accept" and e.kind == "step")
+        now[0] += timedelta(seconds=26)
+        overdue = await plant.wait_for(lambda e: e.transition == "overdue")
+        assert overdue.subject == str(job.job_id) and overdue.data["cell"] == "a1"
+        (alarm,) = store.alarms(open_only=True)
+        assert (alarm["code"], alarm["cell"], alarm["severity"]) == ("overdue", "a1", "medium")
+        assert "expected 10 s" in alarm["text"]
+        plant.fakes["a1"].complete(job.job_id)
+        await plant.wait_for(lambda e: e.transition == "complete" and e.subject.endswith("/cut"))
+    (alarm,) = store.alarms()
+    assert not alarm["active"]  # the job ended: cleared (still to be acknowledged)
+    assert sum(e.transition == "overdue" for e in plant.events) == 1
+    assert unit_id
