@@ -154,3 +154,33 @@ async def test_hold_resume_and_abort_reach_the_plc() -> None:
         await driver.aclose()
     assert end.job_id == 205 and type(end).__name__ == "JobFaulted"
     assert end.code == "900"
+
+
+async def test_a_plc_fault_code_becomes_an_alarm_in_the_plcs_own_words(tmp_path) -> None:
+    from mes.service.controller import CellSetup, Controller
+    from mes.store import Store
+    from tests.service.conftest import FAST, release_units
+
+    plc = SimPlc("rig-1", rig_map(), speed=1000, fault_rate=1.0)
+    store = Store.open(f"sqlite:///{tmp_path / 'mes.db'}")
+    async with served({1: plc}) as (_, link):
+        setup = CellSetup("rig-1", frozenset({"cap.a", "cap.b"}), "modbus")
+        controller = Controller(store, [setup], {"rig-1": cell(link)}, options=FAST)
+        faulted = asyncio.Event()
+        controller.recorder.subscribe(
+            lambda events: any(e.transition == "fail" for e in events) and faulted.set()
+        )
+        release_units(store)
+        task = asyncio.create_task(controller.run())
+        async with asyncio.timeout(10):
+            await faulted.wait()
+        controller.stop()
+        controller.stop()
+        async with asyncio.timeout(10):
+            await task
+    alarm = next(a for a in store.alarms() if a["code"] not in ("offline",))
+    store.close()
+    texts = {"101": "fixture not closed", "102": "part not detected", "103": "load cell overrange"}
+    assert alarm["code"] in texts and alarm["cell"] == "rig-1"
+    assert texts[alarm["code"]] in alarm["text"]
+    assert alarm["severity"] == "high"

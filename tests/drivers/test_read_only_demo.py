@@ -1,0 +1,47 @@
+"""Read-only mode over a whole demo run: the PLC is watched, never written."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+from drivers.sim.plant_sims import serve
+from mes.bootstrap import build_controller, sim_specs, stations
+from mes.service.demo import random_order, run_demo
+from mes.settings import load_plant
+from mes.store import Store
+from tests.conftest import REPO
+from tests.e2e.test_crash import free_ports
+
+WRITES = {5, 6, 15, 16}
+
+
+async def test_a_read_only_plc_cell_gets_no_write_during_a_whole_demo_run(
+    tmp_path: Path,
+) -> None:
+    text = (REPO / "config" / "plant.toml").read_text()
+    text = text.replace('products = "products"', f'products = "{REPO / "config" / "products"}"')
+    (port,) = free_ports(1)
+    text = text.replace("port = 15020", f"port = {port}\nread_only = true")
+    (tmp_path / "plant.toml").write_text(text)
+    plant = load_plant(tmp_path / "plant.toml")
+    store = Store.open(f"sqlite:///{tmp_path / 'mes.db'}")
+    sims = await serve(sim_specs(plant, speed=2000))
+    try:
+        controller = build_controller(plant, store, speed=2000, seed=3)
+        spec = random_order(plant, 6, random.Random(3))
+        summary = await run_demo(
+            plant, store, controller, spec, stations(plant), speed=2000, out=io.StringIO()
+        )
+    finally:
+        await sims.aclose()
+        store.close()
+    plc = sims.plcs["tester-1"]
+    # Every unit was tested, on the bench (the PLC rig is only watched)...
+    assert summary["done"] == 6
+    assert summary["utilisation"]["tester-1"] == 0
+    # ... and the rig's PLC was read all along but never written.
+    assert plc.function_codes[3] > 0
+    assert not any(plc.function_codes[code] for code in WRITES)
+    assert plc.executed == []
