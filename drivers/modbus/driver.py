@@ -22,7 +22,6 @@ Theory of operation (the PLC side is specified in ``docs/modbus.md``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -140,10 +139,11 @@ class ModbusCell(Driver):
 
     async def aclose(self) -> None:
         if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
+            # Not ``await poller``: that could swallow a cancellation of our caller.
+            poller, self._poller = self._poller, None
+            while not poller.done():
+                poller.cancel()
+                await asyncio.wait({poller}, timeout=1.0)
         if self._acquired:
             self._acquired = False
             await self.link.release()
@@ -157,9 +157,13 @@ class ModbusCell(Driver):
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()
+        period = self.settings.poll_s
+        due = loop.time()
         try:
             while True:
-                await asyncio.sleep(self.settings.poll_s)
+                # Fixed rate: a poll every ``poll_s`` whatever the round trip took.
+                due = max(due + period, loop.time())
+                await asyncio.sleep(due - loop.time())
                 snapshot = await self._read_status()
                 self._check_heartbeat(snapshot, loop.time())
                 async with self._changed:

@@ -104,6 +104,24 @@ class ControllerOptions:
     overdue_grace_s: float = 60.0
 
 
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until every one has ended.
+
+    A cancellation can be lost inside a library (on Python 3.11 ``asyncio.wait_for``
+    returns a reply that arrives in the same loop iteration as the cancellation, and
+    pymodbus waits for every reply that way), so whatever still runs after a second is
+    cancelled again rather than waited for forever.
+    """
+    pending = {t for t in tasks if not t.done()}
+    for task in pending:
+        task.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+        for task in pending:
+            log.warning("task %s ignored a cancellation; cancelling it again", task.get_name())
+            task.cancel()
+
+
 class Controller:
     """Runs the plant: dispatch, hand-off, follow-up, recording, recovery."""
 
@@ -189,11 +207,7 @@ class Controller:
             await self._dispatch_loop()
             await self._drain()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             for supervisor in self.supervisors.values():
                 await supervisor.driver.aclose()
             with contextlib.suppress(StoreError):
