@@ -222,7 +222,10 @@ def _encode_string(point: Point, value: object) -> list[int]:
         raise _fail(point, f"expected a str, got {type(value).__name__} {value!r}")
     if "\x00" in value:
         raise _fail(point, f"{value!r} contains a NUL character")
-    data = value.encode("utf-8")
+    try:
+        data = value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _fail(point, f"{value!r} is not valid text ({exc.reason})") from exc
     room = 2 * point.length
     if len(data) > room:
         raise _fail(point, f"{value!r} is {len(data)} bytes, more than the {room} it can hold")

@@ -28,7 +28,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from drivers.base import Driver
-from drivers.modbus.codec import Block, CodecError, Point, check_write, decode, plan_write
+from drivers.modbus.codec import (
+    Block,
+    CodecError,
+    Point,
+    check_write,
+    decode,
+    plan_reads,
+    plan_write,
+)
 from drivers.modbus.link import ModbusLink
 from drivers.modbus.plcmap import PlcMap, Value
 from mes.domain.job import (
@@ -94,6 +102,8 @@ class Snapshot:
     error: int
     progress: float | None
     heartbeat: int | None
+    #: Point name -> value as read (the results too, where they come with each poll).
+    values: Mapping[str, Value]
 
 
 class ModbusCell(Driver):
@@ -111,6 +121,16 @@ class ModbusCell(Driver):
         s = self.settings
         self._status_blocks = plc.status_reads(max_registers=s.max_registers, span_gaps=s.span_gaps)
         self._result_blocks = plc.result_reads(max_registers=s.max_registers, span_gaps=s.span_gaps)
+        # Results that fit in the status requests come with every poll: read in the same
+        # request as the outcome (the PLC writes them in one scan), no extra round trip.
+        both = plan_reads(
+            plc.status_points() + list(plc.results.values()),
+            max_registers=s.max_registers,
+            span_gaps=s.span_gaps,
+        )
+        self._results_polled = len(both) <= len(self._status_blocks)
+        if self._results_polled:
+            self._status_blocks = both
         self._acquired = False
         self._poller: asyncio.Task[None] | None = None
         self._snapshot: Snapshot | None = None
@@ -226,6 +246,7 @@ class ModbusCell(Driver):
             error=int(v.get("error", 0)),
             progress=float(progress) if progress is not None else None,
             heartbeat=int(heartbeat) if heartbeat is not None else None,
+            values=v,
         )
 
     async def _fresh(self, after: float) -> Snapshot:
@@ -245,7 +266,11 @@ class ModbusCell(Driver):
     async def _last_report(self, snapshot: Snapshot) -> JobCompleted | JobFaulted:
         job_id = snapshot.last_job_id
         if snapshot.outcome == self.plc.successful:
-            values = await self._read_blocks(self._result_blocks)
+            values = (
+                snapshot.values
+                if self._results_polled
+                else await self._read_blocks(self._result_blocks)
+            )
             measurements = {
                 name: float(values[point.name])
                 for name, point in self.plc.results.items()

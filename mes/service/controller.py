@@ -338,7 +338,7 @@ class Controller:
             if not self._stopping.is_set():
                 await self._dispatch()
 
-    def _idle_cells(self) -> list[IdleCell]:
+    def _idle_cells(self, freeing: str | None = None) -> list[IdleCell]:
         return [
             IdleCell(
                 name,
@@ -352,11 +352,15 @@ class Controller:
             and not self.setups[name].read_only
             and name not in self._reconciling
             and self.supervisors[name].connected
-            and not self.supervisors[name].busy
+            and (not self.supervisors[name].busy or name == freeing)
         ]
 
-    async def _dispatch(self) -> None:
-        idle = self._idle_cells()
+    async def _dispatch(self, freeing: str | None = None) -> None:
+        """Hand ready steps to idle cells (``freeing``: a cell whose supervisor is just
+        reporting the end of its job, so counts as idle)."""
+        if self._stopping.is_set():
+            return  # stopping: no new jobs
+        idle = self._idle_cells(freeing)
         if not idle or not len(self.ready):
             return
         pairs = self.ready.assign(idle)
@@ -576,7 +580,14 @@ class Controller:
         changes.add(step, unit, cell)
         self.ready.refresh(unit)
         crash_point("finish.before-commit")
-        await self.recorder.commit(changes)
+        finished = self.recorder.submit(changes)
+        try:
+            if ours:
+                # The freed cell's next job is decided while the finish commits; its own
+                # commit queues behind (FIFO), so the start goes out only after both.
+                await self._dispatch(freeing=name)
+        finally:
+            await finished
         crash_point("finish.after-commit")
         self._wake.set()
 

@@ -54,12 +54,24 @@ class Recorder:
         Raises:
             StoreError: the store failed; nothing more will be recorded.
         """
+        await self.submit(changes)
+
+    def submit(self, changes: Changes) -> asyncio.Future[None]:
+        """Queue ``changes``; the future is done once they are durable.
+
+        Everything queued later commits in the same transaction or after it, so a caller
+        may decide its next move while this commits, as long as it acts only after a
+        later commit (or this one) is done.
+
+        Raises:
+            StoreError: the store failed; nothing more will be recorded.
+        """
         if self._failed is not None:
             raise self._failed
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((changes, future))
         self._wake.set()
-        await future
+        return future
 
     async def aclose(self) -> None:
         """Commit what is queued, then stop."""

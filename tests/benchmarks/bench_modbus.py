@@ -336,7 +336,9 @@ def latencies(data: dict[str, Any], window: Window) -> dict[str, list[float]]:
             if start is None:
                 continue
             poll = next((r for r in after if r[1] == "status"), None)
-            result = next((r for r in after if r[1] == "results"), None)
+            # Results that come with the poll (a map with them next to the status block)
+            # take no request of their own: the poll is then the results read too.
+            result = next((r for r in after if r[1] == "results"), None) or poll
             before = [r for r in after if r[0] < start[0]]
             # The hand-over opens with a status read, then a reset if the PLC still says
             # complete, then the start; the last status read before that is its first.

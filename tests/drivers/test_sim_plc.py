@@ -110,7 +110,7 @@ def test_power_up_is_idle_with_every_status_register_zero() -> None:
         "heartbeat": 0,
     }
     assert plc.value("progress") == 0
-    assert plc.read(Table.HOLDING, 0, 124) == [0] * 100 + [code(S.IDLE)] + [0] * 23
+    assert plc.read(Table.HOLDING, 0, 114) == [0] * 100 + [code(S.IDLE)] + [0] * 13
 
 
 def test_a_start_is_acknowledged_with_its_outcome_in_the_same_write() -> None:
@@ -380,7 +380,7 @@ def test_writes_outside_writable_points_and_reads_outside_the_map_are_refused() 
     with pytest.raises(AddressError):
         plc.write(Table.HOLDING, 15, [0, 0])  # 15 is material's last register, 16 is unmapped
     with pytest.raises(AddressError):
-        plc.read(Table.HOLDING, 120, 5)  # the map ends at 123
+        plc.read(Table.HOLDING, 110, 5)  # the map ends at 113
     with pytest.raises(AddressError):
         plc.read(Table.INPUT, 0, 1)
     assert plc.state is S.IDLE
