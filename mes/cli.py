@@ -129,7 +129,6 @@ def demo(
 async def _simulators(plant: Plant, speed: float, *, enabled: bool = True) -> AsyncIterator[None]:
     """Serve the plant's simulated PLCs for the duration of the block."""
     from drivers.sim.plant_sims import serve
-
     from mes.bootstrap import sim_specs
 
     specs = sim_specs(plant, speed=speed) if enabled else []
@@ -162,7 +161,6 @@ def sim(
 ) -> None:
     """Serve a simulated PLC for every Modbus cell of the plant, until Ctrl-C."""
     from drivers.sim.plant_sims import serve
-
     from mes.bootstrap import sim_specs
 
     config = load_plant(plant)
@@ -433,16 +431,26 @@ def cell_times(
     as_json: JsonOption = False,
 ) -> None:
     """Time each cell spent executing, idle, held, faulted and offline, and availability."""
-    from mes.domain.accounting import CATEGORIES, availability, state_times
+    from mes.domain.accounting import CATEGORIES, availability, state_times, waiting_intervals
 
+    end = datetime.now(UTC)
+    start = end - timedelta(hours=hours)
     store = Store.open(db)
     try:
         events = store.events(kind="cell")
+        step_events = store.events(kind="step")
+        steps = store.step_needs({e["subject"] for e in step_events})
+        capabilities = {c["name"]: set(c["capabilities"]) for c in store.cells()}
     finally:
         store.close()
-    end = datetime.now(UTC)
-    start = end - timedelta(hours=hours)
-    times = state_times(((e["at"], e["subject"], e["after"]) for e in events), start, end)
+    eligible = {
+        step: [c for c, caps in capabilities.items() if need in caps and (not only or c in only)]
+        for step, (need, only) in steps.items()
+    }
+    waiting = waiting_intervals(
+        ((e["at"], e["subject"], e["after"]) for e in step_events), eligible, end
+    )
+    times = state_times(((e["at"], e["subject"], e["after"]) for e in events), start, end, waiting)
     if as_json:
         print(json.dumps({c: {**t, "availability": availability(t)} for c, t in times.items()}))
         return
@@ -451,7 +459,10 @@ def cell_times(
         [cell, *(f"{t[k] / window:.1%}" for k in CATEGORIES), f"{availability(t):.0%}"]
         for cell, t in sorted(times.items())
     ]
-    print(f"share of the last {hours:g} h in each state (idle counts as starved):")
+    print(
+        f"share of the last {hours:g} h in each state "
+        "(idle is blocked while work it could do waited, else starved):"
+    )
     print(_table(["cell", *CATEGORIES, "availability"], rows) if rows else "no cells recorded")
 
 

@@ -79,6 +79,41 @@ def _add(
     totals[category] += seconds
 
 
+def waiting_intervals(
+    step_changes: Iterable[tuple[datetime, str, str]],
+    eligible: Mapping[str, Iterable[str]],
+    end: datetime,
+) -> dict[str, list[tuple[datetime, datetime]]]:
+    """Per cell, when ready work it could have taken existed (merged intervals).
+
+    Args:
+        step_changes: ``(time, step id, state after)`` for every step transition.
+        eligible: Step id -> the cells that could run it.
+        end: Where an interval still open ends.
+    """
+    by_step: dict[str, list[tuple[datetime, str]]] = {}
+    for at, step, state in sorted(step_changes):
+        by_step.setdefault(step, []).append((at, state))
+    raw: dict[str, list[tuple[datetime, datetime]]] = {}
+    for step, history in by_step.items():
+        cells = list(eligible.get(step, ()))
+        for (at, state), nxt in zip(history, [*history[1:], (end, "")], strict=True):
+            if state == "ready" and nxt[0] > at:
+                for cell in cells:
+                    raw.setdefault(cell, []).append((at, nxt[0]))
+    return {cell: _merged(spans) for cell, spans in raw.items()}
+
+
+def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    for begin, finish in sorted(spans):
+        if out and begin <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], finish))
+        else:
+            out.append((begin, finish))
+    return out
+
+
 def availability(times: Mapping[str, float]) -> float:
     """OEE availability: run time over planned time (all but held, which is planned
     downtime)."""

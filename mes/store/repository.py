@@ -566,6 +566,19 @@ class Store:
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def step_needs(self, ids: Iterable[str]) -> dict[str, tuple[str, list[str]]]:
+        """Step id -> (capability, the cells it is limited to; empty: any capable cell)."""
+        ids = list(ids)
+        out: dict[str, tuple[str, list[str]]] = {}
+        with self._read() as conn:
+            for chunk in range(0, len(ids), 500):
+                query = select(STEPS.c.id, STEPS.c.capability, STEPS.c.cells).where(
+                    STEPS.c.id.in_(ids[chunk : chunk + 500])
+                )
+                for row in conn.execute(query):
+                    out[row.id] = (row.capability, list(row.cells or []))
+        return out
+
     def cells(self) -> list[dict[str, Any]]:
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(select(CELLS).order_by(CELLS.c.name))]
