@@ -64,6 +64,8 @@ class SimCell(Driver):
         #: Every job id this cell started, in order (what a test checks for repeats).
         self.executed: list[int] = []
         self._fault_now: tuple[str, str] | None = None
+        self._running = asyncio.Event()  # cleared while held
+        self._running.set()
 
     async def connect(self) -> None:
         self._connected = True
@@ -78,8 +80,9 @@ class SimCell(Driver):
     async def status(self) -> CellStatus:
         self._check_link()
         running = self._job is not None
+        state = MachineState.EXECUTE if self._running.is_set() else MachineState.HELD
         return CellStatus(
-            state=MachineState.EXECUTE if running else MachineState.IDLE,
+            state=state if running else MachineState.IDLE,
             job_id=self._job.job_id if self._job else None,
             last_job_id=self._last.job_id if self._last else None,
             last_report=self._last,
@@ -106,6 +109,7 @@ class SimCell(Driver):
         )
         for tick in range(1, ticks + 1):
             await asyncio.sleep(duration / ticks)
+            await self._running.wait()
             fraction = tick / ticks
             if self._fault_now is not None or (fault_at is not None and fraction >= fault_at):
                 code, text = self._fault_now or self._rng.choice(_FAULTS)
@@ -117,6 +121,25 @@ class SimCell(Driver):
         self._last = end
         self._job = None
         queue.put_nowait(end)
+
+    async def hold(self) -> None:
+        self._check_link()
+        if self._job is None or not self._running.is_set():
+            raise JobRejected(f"sim cell {self.name} has no running job to hold")
+        self._running.clear()
+
+    async def resume(self) -> None:
+        self._check_link()
+        if self._job is None or self._running.is_set():
+            raise JobRejected(f"sim cell {self.name} is not held")
+        self._running.set()
+
+    async def abort(self) -> None:
+        self._check_link()
+        if self._job is None:
+            raise JobRejected(f"sim cell {self.name} has no job to abort")
+        self._fault_now = ("900", "job aborted")
+        self._running.set()
 
     def inject_fault(self, code: str = "E999", text: str = "fault injected by a test") -> None:
         """Fault the running job at its next progress tick."""

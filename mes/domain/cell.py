@@ -5,7 +5,9 @@ Handing it a job makes it ``starting`` until the cell echoes the job id (``execu
 or refuses it (back to ``idle``). A finished job leaves it ``complete`` until the
 controller records the result and resets it to ``idle``. A fault makes it ``aborted``;
 clearing it (operator or automatic recovery) makes it ``stopped`` and a reset ``idle``.
-An operator may ``hold`` an idle cell so no new job goes to it. Losing the link from any
+An operator may ``hold`` an idle cell so no new job goes to it, or ``pause`` one running a
+job on a machine that can (``held`` with its job; ``resume`` goes back to ``execute``; the
+job may still end or fault while held). Losing the link from any
 state makes it ``offline``. State names follow PackML (ISA-TR88.00.02) so devices are
 mapped by name, never by integer code.
 """
@@ -42,6 +44,8 @@ class CellEvent(StrEnum):
     CLEAR = "clear"
     HOLD = "hold"
     UNHOLD = "unhold"
+    PAUSE = "pause"
+    RESUME = "resume"
 
 
 _S, _E = CellState, CellEvent
@@ -54,12 +58,14 @@ CELL_TRANSITIONS: dict[tuple[CellState, CellEvent], CellState] = table(
         (_S.IDLE, _E.START, _S.STARTING),
         (_S.STARTING, _E.ACCEPT, _S.EXECUTE),
         (_S.STARTING, _E.REJECT, _S.IDLE),
-        ((_S.STARTING, _S.EXECUTE), _E.COMPLETE, _S.COMPLETE),
+        ((_S.STARTING, _S.EXECUTE, _S.HELD), _E.COMPLETE, _S.COMPLETE),
         ((_S.COMPLETE, _S.STOPPED), _E.RESET, _S.IDLE),
-        ((_S.IDLE, _S.STARTING, _S.EXECUTE, _S.COMPLETE), _E.FAULT, _S.ABORTED),
+        ((_S.IDLE, _S.STARTING, _S.EXECUTE, _S.COMPLETE, _S.HELD), _E.FAULT, _S.ABORTED),
         (_S.ABORTED, _E.CLEAR, _S.STOPPED),
         (_S.IDLE, _E.HOLD, _S.HELD),
         (_S.HELD, _E.UNHOLD, _S.IDLE),
+        (_S.EXECUTE, _E.PAUSE, _S.HELD),
+        (_S.HELD, _E.RESUME, _S.EXECUTE),
     ]
 )
 

@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+#: Cell states in which the cell has a job on it.
+_RUNS_A_JOB = (CellState.STARTING, CellState.EXECUTE, CellState.HELD)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -161,6 +164,8 @@ class Controller:
         self.hold_after_job: set[str] = set()
         #: Cells being reconciled after a (re)connect: no new job until that is recorded.
         self._reconciling: set[str] = set()
+        #: Jobs an operator aborted on the machine: job id -> who.
+        self.aborting: dict[int, str] = {}
         #: Jobs already alarmed as overdue.
         self._overdue: set[int] = set()
         self.replanner = (
@@ -532,7 +537,7 @@ class Controller:
             step.finished_at = now
             step.result = {"outcome": report.outcome.value, "measurements": report.measurements}
             changes.job(step)
-            if ours and cell.state in (CellState.STARTING, CellState.EXECUTE):
+            if ours and cell.state in _RUNS_A_JOB:
                 changes.add(Event.of(cell.handle(CellEvent.COMPLETE, now), self.actor))
             changes.clear(name, step.id, now)  # its earlier faults here are behind it
             self._advance(unit, changes, now)
@@ -570,11 +575,20 @@ class Controller:
                 subject=step.id,
                 code=code,
             )
-            if ours and cell.state in (CellState.STARTING, CellState.EXECUTE):
+            if ours and cell.state in _RUNS_A_JOB:
                 # A part out of limits is the part's fault, not the cell's.
                 event = CellEvent.COMPLETE if missed else CellEvent.FAULT
                 changes.add(Event.of(cell.handle(event, now), self.actor, code=code, text=text))
-            self._after_failure(unit, step, name, changes, now, quality=missed is not None)
+            if self.aborting.pop(job.job_id, None) is not None:
+                # An operator aborted it: no automatic retry; the unit waits for them
+                # (mes step retry, unit rework or scrap).
+                if unit.state in (UnitState.IN_PROGRESS, UnitState.HELD):
+                    changes.add(
+                        Event.of(unit.handle(UnitEvent.FAIL, now), self.actor, step=step.id),
+                        unit,
+                    )
+            else:
+                self._after_failure(unit, step, name, changes, now, quality=missed is not None)
         if ours:
             self._reset_cell(cell, changes, now)
         changes.add(step, unit, cell)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mes.domain import CellEvent, CellState, Event, StepEvent, StepState, UnitEvent, UnitState
 from mes.domain.step import ON_CELL
-from mes.errors import DomainError, NotFound
+from mes.errors import DeviceUnavailable, DomainError, JobRejected, NotFound, NotSupported
 from mes.store import Changes
 
 if TYPE_CHECKING:
@@ -90,14 +90,47 @@ async def hold_cell(
         )
         return "held"
     controller.hold_after_job.add(cell.name)
+    if cell.state is CellState.EXECUTE:
+        try:
+            await _control(controller, cell.name, "hold")
+        except NotSupported:
+            return f"held after its current job (cell {cell.name} cannot pause a job)"
+        changes.add(
+            Event.of(cell.handle(CellEvent.PAUSE, now), request["actor"], reason=request["reason"]),
+            cell,
+        )
+        return f"paused job {cell.job_id} on the machine; no new job until resumed"
     return f"held after its current job (cell is {cell.state.value})"
+
+
+async def _control(
+    controller: Controller, cell: str, command: Literal["hold", "resume", "abort"]
+) -> None:
+    """Send ``command`` to the cell's machine; a refusal or a lost link is the operator's
+    answer (NotSupported is left to the caller, which may fall back)."""
+    try:
+        await controller.supervisors[cell].control(command)
+    except (JobRejected, DeviceUnavailable) as exc:
+        raise DomainError(f"cell {cell} did not {command}: {exc}") from exc
 
 
 async def resume_cell(
     controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
 ) -> str:
     cell = _cell(controller, request["target"])
-    if cell.name in controller.hold_after_job:
+    if cell.state is CellState.HELD and cell.job_id is not None:  # paused with its job
+        try:
+            await _control(controller, cell.name, "resume")
+        except NotSupported as exc:
+            raise DomainError(f"cell {cell.name} cannot resume remotely: {exc}") from exc
+        changes.add(
+            Event.of(
+                cell.handle(CellEvent.RESUME, now), request["actor"], reason=request["reason"]
+            ),
+            cell,
+        )
+        controller.hold_after_job.discard(cell.name)
+    elif cell.name in controller.hold_after_job:
         controller.hold_after_job.discard(cell.name)
     elif cell.state is CellState.HELD:
         changes.add(
@@ -218,9 +251,20 @@ async def abort_step(
     if step is None:
         raise NotFound(f"no step {request['target']!r} of an unfinished unit")
     if step.state in ON_CELL:
-        raise DomainError(
-            f"step {step.id} runs on {step.cell}: stop it at the machine; "
-            "aborting a running job remotely comes with the device drivers"
+        assert step.cell is not None and step.job_id is not None
+        if controller.cells[step.cell].job_id != step.job_id:
+            raise DomainError(f"step {step.id} is being handed to {step.cell}: try again")
+        try:
+            await _control(controller, step.cell, "abort")
+        except NotSupported as exc:
+            raise DomainError(
+                f"step {step.id} runs on {step.cell}, which cannot abort remotely: "
+                "stop it at the machine"
+            ) from exc
+        controller.aborting[step.job_id] = request["actor"]
+        return (
+            f"abort sent to {step.cell}; job {step.job_id} ends as failed and unit "
+            f"{step.unit_id} waits for an operator"
         )
     unit = controller.units[step.unit_id]
     changes.add(

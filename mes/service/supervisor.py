@@ -92,6 +92,21 @@ class CellSupervisor:
                 await asyncio.sleep(delays[min(attempt, len(delays) - 1)])
                 attempt += 1
 
+    async def control(self, command: Literal["hold", "resume", "abort"]) -> None:
+        """Pause, resume or abort the job the cell runs, while it is being followed.
+
+        This is the one call into the driver that may run beside :meth:`run` (drivers
+        serialize their own requests); the job's end still arrives through ``reports``.
+
+        Raises:
+            NotSupported: the cell cannot do that remotely.
+            JobRejected: the cell refused (not running, already held...).
+            DeviceUnavailable: the cell cannot be reached now.
+        """
+        if not self.connected:
+            raise DeviceUnavailable(f"cell {self.name} is not connected")
+        await getattr(self.driver, command)()
+
     async def _next_action(self) -> Action:
         """The next action, or DeviceUnavailable if the driver finds the link lost first."""
         if not self.inbox.empty():

@@ -47,7 +47,7 @@ async def test_holding_a_busy_cell_takes_effect_when_its_job_ends(store):
     async with running(plant):
         job = await plant.started("a1")
         row = await answered(plant, ask(plant, "cell.hold", "a1"))
-        assert row["result"] == "held after its current job (cell is execute)"
+        assert row["result"] == "held after its current job (cell a1 cannot pause a job)"
         plant.fakes["a1"].complete(job.job_id)
         await plant.wait_for(lambda e: e.subject == "a1" and e.transition == "hold")
         assert cell_states(store)["a1"] == "held"
@@ -168,3 +168,51 @@ async def test_rework_sends_a_unit_back_to_a_named_step_and_abort_stops_one(stor
         again = await plant.started("a1")
         assert again.step_id == f"{second}/cut"
         assert store.unit_states()[second] == "in_progress"
+
+
+def sim_plant(store):
+    from drivers.sim.cell import SimCell
+    from mes.service.controller import Controller
+    from tests.service.conftest import CELLS, FAST, Plant
+
+    sims = {c.name: SimCell(c.name, speed=10, jitter=0.0) for c in CELLS}
+    controller = Controller(store, CELLS, sims, options=FAST)
+    plant = Plant(store, {}, controller)
+    controller.recorder.subscribe(plant.on_events)
+    return plant, sims
+
+
+async def test_holding_a_cell_pauses_its_job_on_the_machine_and_resuming_goes_on(store):
+    (unit_id,) = release_units(store)
+    plant, sims = sim_plant(store)
+    async with running(plant):
+        accept = await plant.wait_for(lambda e: e.kind == "cell" and e.transition == "accept")
+        cell = accept.subject
+        row = await answered(plant, ask(plant, "cell.hold", cell))
+        assert row["result"].startswith(f"paused job {accept.data['job_id']} on the machine")
+        assert (await sims[cell].status()).state.value == "held"
+        assert {c["name"]: c["state"] for c in store.cells()}[cell] == "held"
+        row = await answered(plant, ask(plant, "cell.resume", cell))
+        assert row["state"] == "done"
+        assert (await sims[cell].status()).state.value == "execute"
+        await plant.wait_for(lambda e: e.subject == unit_id and e.transition == "finish", 10)
+    pause = next(e for e in plant.events if e.transition == "pause")
+    resume = next(e for e in plant.events if e.transition == "resume")
+    assert (pause.before, pause.after, resume.after) == ("execute", "held", "execute")
+    assert store.unit_states()[unit_id] == "done"
+
+
+async def test_aborting_a_running_step_stops_the_machine_and_waits_for_an_operator(store):
+    (unit_id,) = release_units(store)
+    plant, _ = sim_plant(store)
+    async with running(plant):
+        accept = await plant.wait_for(lambda e: e.kind == "step" and e.transition == "accept")
+        row = await answered(plant, ask(plant, "step.abort", accept.subject))
+        assert row["state"] == "done" and row["result"].startswith("abort sent to")
+        failed = await plant.wait_for(lambda e: e.kind == "unit" and e.transition == "fail")
+        assert failed.subject == unit_id
+    step = next(s for s in store.unit_record(unit_id)["steps"] if s["id"] == accept.subject)
+    assert step["state"] == "failed"
+    (job,) = step["jobs"]  # not retried behind the operator's back
+    assert job["result"]["code"] == "900"
+    assert store.unit_states()[unit_id] == "failed"
