@@ -164,6 +164,9 @@ class Controller:
         self.hold_after_job: set[str] = set()
         #: Cells being reconciled after a (re)connect: no new job until that is recorded.
         self._reconciling: set[str] = set()
+        #: Cells whose job's end is being recorded: they may be given their next job
+        #: meanwhile (its commit comes after), though their supervisor is still busy.
+        self._freeing: set[str] = set()
         #: Jobs an operator aborted on the machine: job id -> who.
         self.aborting: dict[int, str] = {}
         #: Jobs already alarmed as overdue.
@@ -343,7 +346,7 @@ class Controller:
             if not self._stopping.is_set():
                 await self._dispatch()
 
-    def _idle_cells(self, freeing: str | None = None) -> list[IdleCell]:
+    def _idle_cells(self) -> list[IdleCell]:
         return [
             IdleCell(
                 name,
@@ -357,15 +360,14 @@ class Controller:
             and not self.setups[name].read_only
             and name not in self._reconciling
             and self.supervisors[name].connected
-            and (not self.supervisors[name].busy or name == freeing)
+            and (not self.supervisors[name].busy or name in self._freeing)
         ]
 
-    async def _dispatch(self, freeing: str | None = None) -> None:
-        """Hand ready steps to idle cells (``freeing``: a cell whose supervisor is just
-        reporting the end of its job, so counts as idle)."""
+    async def _dispatch(self) -> None:
+        """Hand ready steps to idle cells, in one commit."""
         if self._stopping.is_set():
             return  # stopping: no new jobs
-        idle = self._idle_cells(freeing)
+        idle = self._idle_cells()
         if not idle or not len(self.ready):
             return
         pairs = self.ready.assign(idle)
@@ -594,14 +596,15 @@ class Controller:
         changes.add(step, unit, cell)
         self.ready.refresh(unit)
         crash_point("finish.before-commit")
-        finished = self.recorder.submit(changes)
+        if ours:
+            # The freed cell's next job may be decided while this commits: the dispatch
+            # commit queues behind it (FIFO), so the start goes out only after both.
+            self._freeing.add(name)
+        self._wake.set()
         try:
-            if ours:
-                # The freed cell's next job is decided while the finish commits; its own
-                # commit queues behind (FIFO), so the start goes out only after both.
-                await self._dispatch(freeing=name)
+            await self.recorder.commit(changes)
         finally:
-            await finished
+            self._freeing.discard(name)
         crash_point("finish.after-commit")
         self._wake.set()
 
