@@ -209,6 +209,8 @@ class Controller:
                 for s in self.supervisors.values()
             ]
             tasks.append(asyncio.create_task(self._poll_releases(), name="poll"))
+            if self.store.is_sqlite:
+                tasks.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
             if self.replanner is not None:
                 tasks.append(asyncio.create_task(self.replanner.run(), name="planner"))
             self.started.set()
@@ -224,6 +226,16 @@ class Controller:
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    async def _checkpoints(self) -> None:
+        """Checkpoint the SQLite WAL every second, beside the commits, not inside one."""
+        await asyncio.to_thread(self.store.take_over_checkpoints)
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.to_thread(self.store.checkpoint)
+            except StoreError as exc:
+                log.warning("%s (the WAL grows until a checkpoint succeeds)", exc)
 
     async def _all_offline(self, reason: str) -> None:
         """Record that no cell is driven any more (a job on a cell is still recoverable)."""

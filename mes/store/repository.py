@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -221,6 +222,32 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def take_over_checkpoints(self) -> None:
+        """SQLite: stop checkpointing the WAL inside commits (a commit that happens to
+        checkpoint waits for the copy and its fsyncs); the owner calls :meth:`checkpoint`
+        from aside instead. Durability is unchanged: every commit is fsynced in the WAL."""
+        if not self.is_sqlite:
+            return
+
+        @event.listens_for(self.engine, "connect")
+        def _manual(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+
+        self.engine.dispose()  # pooled connections reconnect with it
+
+    def checkpoint(self) -> None:
+        """SQLite: copy committed WAL frames into the database without blocking writers
+        (a passive checkpoint, outside any transaction); elsewhere nothing."""
+        if not self.is_sqlite:
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.url}: checkpoint failed: {exc}") from exc
+        finally:
+            raw.close()
 
     @property
     def url(self) -> str:
