@@ -72,6 +72,9 @@ def _main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # pymodbus warns at every failed reconnect; the supervisor says "link lost" once and
+    # raises an alarm, then stays quiet until the link is back.
+    logging.getLogger("pymodbus").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 # -- demo and run --------------------------------------------------------------------------
