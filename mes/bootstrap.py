@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from drivers.base import Driver
 from drivers.modbus.driver import ModbusCell, ModbusSettings
 from drivers.modbus.link import Endpoint, ModbusLink
+from drivers.opcua.driver import OpcuaCell, OpcuaSettings
 from drivers.sim import SimCell
+from mes.errors import MesError
 from mes.service.controller import CellSetup, Controller, ControllerOptions
 from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
+from mes.settings.opcua import OpcuaDriverConfig
 from mes.store import Store
 from routing.fit import Station
 from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
@@ -124,6 +128,11 @@ def build_driver(
         return SimCell(
             cell.name, speed=speed * config.speed, fault_rate=config.fault_rate, seed=seed
         )
+    if isinstance(config, OpcuaDriverConfig):
+        return OpcuaCell(
+            cell.name,
+            opcua_settings(cell.name, config, read_only=read_only or plant.config.plant.read_only),
+        )
     links = links or Links()
     settings = ModbusSettings(
         device_id=config.device_id,
@@ -136,6 +145,54 @@ def build_driver(
     )
     register_map = plc_map(plant.config.register_maps[config.register_map])
     return ModbusCell(cell.name, links.get(config), register_map, settings)
+
+
+def opcua_settings(
+    name: str, config: OpcuaDriverConfig, *, read_only: bool = False
+) -> OpcuaSettings:
+    """The OPC UA driver's settings, with the secrets read from where the config points.
+
+    Raises:
+        MesError: a named environment variable is unset or a secret file unreadable.
+    """
+    security = config.security
+    user = password = None
+    if security.user_env:
+        user = os.environ.get(security.user_env)
+        if user is None:
+            raise MesError(f"cell {name}: ${security.user_env} (its OPC UA user) is not set")
+    if security.password_env:
+        password = os.environ.get(security.password_env)
+        if password is None:
+            raise MesError(f"cell {name}: ${security.password_env} (its password) is not set")
+    elif security.password_file:
+        try:
+            password = Path(security.password_file).read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise MesError(
+                f"cell {name}: cannot read the password file {security.password_file}: {exc}"
+            ) from exc
+    secure = None
+    if security.policy == "None":
+        log.warning(
+            "cell %s: OPC UA without security (allow_insecure): anyone on the network can "
+            "read and command it",
+            name,
+        )
+    else:
+        secure = f"{security.policy},{security.mode},{security.certificate},{security.private_key}"
+    return OpcuaSettings(
+        endpoint=config.endpoint,
+        namespace=config.namespace,
+        machine=config.machine,
+        results=tuple(config.results),
+        timeout_s=config.timeout_s,
+        publishing_ms=config.publishing_ms,
+        read_only=read_only or config.read_only,
+        security=secure,
+        user=user,
+        password=password,
+    )
 
 
 def sim_specs(plant: Plant, *, speed: float = 1.0, log: Path | None = None) -> list[SimSpec]:

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from mes.settings.issues import Issue, describe
 from mes.settings.modbus import ModbusDriverConfig, map_problems
+from mes.settings.opcua import OpcuaDriverConfig
 from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
 from mes.settings.toml_lines import KeyLines, KeyPath
@@ -73,6 +74,8 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
 
 def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]:
     driver = cell.driver
+    if isinstance(driver, OpcuaDriverConfig):
+        return _opcua_issues(i, driver)
     if not isinstance(driver, ModbusDriverConfig):
         return []
     issues = []
@@ -92,6 +95,26 @@ def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]
             )
         )
     return issues
+
+
+def _opcua_issues(i: int, driver: OpcuaDriverConfig) -> list[Issue]:
+    security = driver.security
+    path = ("cells", i, "driver", "security")
+    if security.policy == "None":
+        if not security.allow_insecure:
+            return [
+                Issue(
+                    (*path, "policy"),
+                    'policy "None" sends everything in clear and unauthenticated; '
+                    "set allow_insecure = true to accept that",
+                )
+            ]
+        return []
+    return [
+        Issue((*path, key), f"policy {security.policy!r} needs a {what} (mes certs init)")
+        for key, what in (("certificate", "certificate"), ("private_key", "private key"))
+        if getattr(security, key) is None
+    ]
 
 
 def check_family(config: FamilyConfig, lines: KeyLines, source: str) -> tuple[list[Issue], Family]:

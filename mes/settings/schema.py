@@ -22,6 +22,7 @@ from pydantic import Field
 from mes.settings.base import Capability, Identifier, Name, NonBlank
 from mes.settings.base import Model as _Model
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, RegisterMap
+from mes.settings.opcua import OpcuaDriverConfig
 
 # -- plant.toml -------------------------------------------------------------------
 
@@ -53,7 +54,9 @@ class SimDriverConfig(_Model):
 
 
 # One member per driver kind.
-DriverConfig = Annotated[SimDriverConfig | ModbusDriverConfig, Field(discriminator="kind")]
+DriverConfig = Annotated[
+    SimDriverConfig | ModbusDriverConfig | OpcuaDriverConfig, Field(discriminator="kind")
+]
 
 
 def driver_kinds() -> tuple[str, ...]:

@@ -1,0 +1,1 @@
+"""OPC UA cells: a machine object on an OPC UA server (docs/opcua.md)."""

@@ -1,0 +1,382 @@
+"""A cell driven through a machine object on an OPC UA server (asyncua 2.x).
+
+Theory of operation (the node model is in ``docs/opcua.md``):
+
+* **Connect.** A new ``Client`` for every connect (reusing one after a loss can hang,
+  opcua-asyncio#1660); asyncua's own reconnect stays off, the cell's supervisor
+  reconnects with the plant's backoff. The machine's nodes are found by browse name,
+  the recipe variables' declared types are read once, and one subscription follows
+  ``State``, ``CurrentJobId``, ``LastJobId`` and ``Progress`` by data change, not polling.
+  A lost session (asyncua's watchdog) ends the subscription with ``DeviceUnavailable``.
+* **Command.** State is read before anything is written. A start writes the recipe,
+  each value as its node's declared variant type (no Int64 into a UInt16), then calls
+  ``Start(JobId: UInt32)``; the method's answer says accepted or the refusal code. A job
+  the machine runs or has finished is never started again (idempotent by job id).
+  Hold, resume and abort are the machine's methods.
+* **Follow.** Reports come from the subscription; the job's end is read (outcome, error,
+  results) once ``LastJobId`` names it: the machine writes those before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.node import Node
+from asyncua.common.subscription import Subscription
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+
+from drivers.base import Driver
+from mes.domain.job import (
+    CellStatus,
+    Job,
+    JobCompleted,
+    JobFaulted,
+    JobProgress,
+    JobReport,
+    MachineState,
+    ProgramKind,
+)
+from mes.errors import DeviceUnavailable, JobRejected
+
+log = logging.getLogger(__name__)
+
+#: Variables the subscription follows.
+WATCHED = ("State", "CurrentJobId", "LastJobId", "Progress")
+#: Refusal codes of the machine's methods (docs/opcua.md; the same as over Modbus).
+REFUSALS = {
+    1: "not idle",
+    2: "job id already started (or 0)",
+    3: "bad recipe",
+    4: "command not allowed in this state",
+}
+ACTING = frozenset(
+    {
+        MachineState.STARTING,
+        MachineState.CLEARING,
+        MachineState.RESETTING,
+        MachineState.HOLDING,
+        MachineState.UNHOLDING,
+        MachineState.STOPPING,
+        MachineState.ABORTING,
+        MachineState.COMPLETING,
+    }
+)
+_ERRORS = (OSError, asyncio.TimeoutError, UaError, ConnectionError)
+
+
+@dataclass(frozen=True, slots=True)
+class OpcuaSettings:
+    """How one cell is reached (from its driver config; secrets already resolved)."""
+
+    endpoint: str
+    namespace: str
+    machine: str
+    results: Sequence[str] = ()
+    timeout_s: float = 4.0
+    publishing_ms: float = 50.0
+    read_only: bool = False
+    security: str | None = None
+    """An asyncua security string ("Basic256Sha256,SignAndEncrypt,cert,key"), or None."""
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+class OpcuaCell(Driver):
+    """One machine object on an OPC UA server."""
+
+    kind = "opcua"
+
+    def __init__(self, name: str, settings: OpcuaSettings) -> None:
+        super().__init__(name)
+        self.settings = settings
+        self._client: Client | None = None
+        self._nodes: dict[str, Node] = {}
+        self._recipe: dict[str, tuple[Node, ua.VariantType]] = {}
+        self._results: dict[str, Node] = {}
+        self._machine: Node | None = None
+        self._subscription: Subscription | None = None
+        self._values: dict[str, Any] = {}
+        self._changed = asyncio.Condition()
+        self._version = 0
+        self._failure: DeviceUnavailable | None = None
+
+    # -- link -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        s = self.settings
+        client = Client(s.endpoint, timeout=s.timeout_s)
+        if s.user:
+            client.set_user(s.user)
+        if s.password:
+            client.set_password(s.password)
+        try:
+            if s.security:
+                await client.set_security_string(s.security)
+            await client.connect()
+        except _ERRORS as exc:
+            raise DeviceUnavailable(f"cannot connect to {s.endpoint}: {_reason(exc)}") from exc
+        self._client = client
+        self._failure = None
+        client.connection_lost_callback = self._lost
+        try:
+            await self._find_nodes(client)
+            self._subscription = await client.create_subscription(s.publishing_ms, self)
+            nodes = [self._nodes[n] for n in WATCHED]
+            await self._subscription.subscribe_data_change(nodes)
+        except _ERRORS as exc:
+            await self.aclose()
+            raise DeviceUnavailable(f"{s.endpoint}: {self.name}: {_reason(exc)}") from exc
+
+    async def _find_nodes(self, client: Client) -> None:
+        s = self.settings
+        ns = await client.get_namespace_index(s.namespace)
+        machine = await client.nodes.objects.get_child(f"{ns}:{s.machine}")
+        self._machine = machine
+        names = (*WATCHED, "LastOutcome", "ErrorCode", "ErrorText", "Heartbeat")
+        self._nodes = {n: await machine.get_child(f"{ns}:{n}") for n in names}
+        recipe = await machine.get_child(f"{ns}:Recipe")
+        self._recipe = {}
+        for node in await recipe.get_children():
+            name = (await node.read_browse_name()).Name
+            self._recipe[name] = (node, await node.read_data_type_as_variant_type())
+        results = await machine.get_child(f"{ns}:Results")
+        self._results = {r: await results.get_child(f"{ns}:{r}") for r in s.results}
+
+    async def _lost(self, exc: Exception) -> None:
+        async with self._changed:
+            self._failure = DeviceUnavailable(
+                f"{self.settings.endpoint}: session lost: {_reason(exc)}"
+            )
+            self._changed.notify_all()
+
+    async def link_lost(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._failure is not None)
+        assert self._failure is not None
+        raise self._failure
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        self._subscription = None
+        if client is not None:
+            client.connection_lost_callback = None
+            with contextlib.suppress(*_ERRORS):
+                await client.disconnect()
+
+    # -- subscription -----------------------------------------------------------------
+
+    def datachange_notification(self, node: Node, val: Any, _data: Any) -> None:
+        """asyncua's callback: one watched variable changed."""
+        for name, known in self._nodes.items():
+            if known == node:
+                self._values[name] = val
+        self._version += 1
+        asyncio.get_running_loop().create_task(self._notify())
+
+    def status_change_notification(self, status: Any) -> None:
+        """asyncua's callback: the subscription ended (session lost)."""
+        self._failure = DeviceUnavailable(
+            f"{self.settings.endpoint}: subscription ended ({status})"
+        )
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _next_change(self, seen: int) -> int:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._failure is not None or self._version != seen)
+            if self._failure is not None:
+                raise self._failure
+            return self._version
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _read(self, *names: str) -> dict[str, Any]:
+        if self._client is None:
+            raise DeviceUnavailable(f"cell {self.name} is not connected")
+        try:
+            values = await self._client.read_values([self._nodes[n] for n in names])
+        except _ERRORS as exc:
+            raise DeviceUnavailable(
+                f"{self.settings.endpoint}: read failed: {_reason(exc)}"
+            ) from exc
+        return dict(zip(names, values, strict=True))
+
+    async def _state(self) -> tuple[MachineState, int, int]:
+        v = await self._read("State", "CurrentJobId", "LastJobId")
+        return _machine_state(v["State"]), int(v["CurrentJobId"]), int(v["LastJobId"])
+
+    async def _last_report(self, job_id: int) -> JobCompleted | JobFaulted:
+        v = await self._read("LastOutcome", "ErrorCode", "ErrorText")
+        if v["LastOutcome"] == "successful":
+            measurements: dict[str, float] = {}
+            if self._results and self._client is not None:
+                try:
+                    read = await self._client.read_values(list(self._results.values()))
+                except _ERRORS as exc:
+                    raise DeviceUnavailable(f"results not read: {_reason(exc)}") from exc
+                measurements = {n: float(x) for n, x in zip(self._results, read, strict=True)}
+            return JobCompleted(job_id, measurements)
+        code = int(v["ErrorCode"])
+        return JobFaulted(job_id, str(code), str(v["ErrorText"] or REFUSALS.get(code, "fault")))
+
+    async def status(self) -> CellStatus:
+        state, current, last = await self._state()
+        return CellStatus(
+            state=state,
+            job_id=current or None,
+            last_job_id=last or None,
+            last_report=await self._last_report(last) if last else None,
+        )
+
+    # -- commanding -------------------------------------------------------------------
+
+    async def _call(self, method: str, *args: ua.Variant) -> None:
+        if self.settings.read_only:
+            raise JobRejected(f"cell {self.name} is read-only: will not call {method}")
+        assert self._machine is not None and self._client is not None
+        ns = await self._client.get_namespace_index(self.settings.namespace)
+        try:
+            answer = await self._machine.call_method(f"{ns}:{method}", *args)
+        except UaStatusCodeError as exc:
+            raise JobRejected(f"machine {self.name} refused {method}: {_reason(exc)}") from exc
+        except _ERRORS as exc:
+            raise DeviceUnavailable(f"{method} not answered: {_reason(exc)}") from exc
+        accepted, code = answer if isinstance(answer, list) else (answer, 0)
+        if not accepted:
+            raise JobRejected(
+                f"machine {self.name} refused {method}: error {code} "
+                f"({REFUSALS.get(int(code), 'refused')})"
+            )
+
+    async def _settle(self) -> MachineState:
+        state, _, _ = await self._state()
+        deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
+        while state in ACTING and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+            state, _, _ = await self._state()
+        return state
+
+    async def start_job(self, job: Job) -> None:
+        if self.settings.read_only:
+            raise JobRejected(f"cell {self.name} is read-only: will not start job {job.job_id}")
+        values = self._recipe_values(job)
+        state, current, last = await self._state()
+        if job.job_id in (current, last):
+            return  # it arrived before: never hand a job over twice
+        state = await self._settle()
+        if current:
+            raise JobRejected(f"machine {self.name} is busy with job {current}")
+        if state is MachineState.ABORTED:
+            await self._call("Clear")
+            state = await self._settle()
+        if state in (MachineState.COMPLETE, MachineState.STOPPED):
+            await self._call("Reset")
+            await self._settle()
+        try:
+            for node, value in values:
+                await node.write_value(value)
+        except UaStatusCodeError as exc:
+            raise JobRejected(f"machine {self.name} refused the recipe: {_reason(exc)}") from exc
+        except _ERRORS as exc:
+            raise DeviceUnavailable(f"recipe not written: {_reason(exc)}") from exc
+        await self._call("Start", ua.Variant(job.job_id, ua.VariantType.UInt32))
+
+    def _recipe_values(self, job: Job) -> list[tuple[Node, ua.Variant]]:
+        parameters: dict[str, object] = {}
+        if job.program.kind is ProgramKind.RECIPE:
+            parameters = json.loads(job.program.body)
+        parameters.setdefault("expected_s", job.expected_s)
+        out = []
+        for name, (node, vtype) in self._recipe.items():
+            if name not in parameters:
+                continue  # the machine keeps its own value
+            try:
+                out.append((node, ua.Variant(_as(vtype, parameters[name]), vtype)))
+            except (TypeError, ValueError) as exc:
+                raise JobRejected(
+                    f"cell {self.name}: recipe {name!r} = {parameters[name]!r} does not fit "
+                    f"the machine's {vtype.name}: {exc}; nothing sent"
+                ) from exc
+        return out
+
+    async def reports(self, job_id: int) -> AsyncIterator[JobReport]:
+        version = self._version
+        _, current, last = await self._state()  # read first; then follow notifications
+        last_progress: float | None = None
+        while True:
+            if current != job_id and last != job_id:
+                _, current, last = await self._state()  # notifications may lag: ask
+            if last == job_id and current != job_id:
+                yield await self._last_report(job_id)
+                return
+            if current != job_id:
+                raise JobRejected(f"machine {self.name} does not know job {job_id}")
+            progress = self._values.get("Progress")
+            if isinstance(progress, int | float) and progress != last_progress:
+                last_progress = float(progress)
+                yield JobProgress(job_id, min(max(last_progress / 100.0, 0.0), 1.0))
+            version = await self._next_change(version)
+            _, current, last = _from(self._values)
+
+    async def hold(self) -> None:
+        await self._call("Hold")
+
+    async def resume(self) -> None:
+        await self._call("Resume")
+
+    async def abort(self) -> None:
+        await self._call("Abort")
+
+
+def _from(values: Mapping[str, Any]) -> tuple[MachineState, int, int]:
+    return (
+        _machine_state(values.get("State")),
+        int(values.get("CurrentJobId") or 0),
+        int(values.get("LastJobId") or 0),
+    )
+
+
+def _machine_state(value: object) -> MachineState:
+    try:
+        return MachineState(str(value).lower())
+    except ValueError:
+        return MachineState.UNKNOWN
+
+
+def _as(vtype: ua.VariantType, value: object) -> object:
+    """``value`` as the Python type asyncua encodes as ``vtype`` (range-checked)."""
+    ranges = {
+        ua.VariantType.UInt16: (0, 65535),
+        ua.VariantType.UInt32: (0, 2**32 - 1),
+        ua.VariantType.Int16: (-(2**15), 2**15 - 1),
+        ua.VariantType.Int32: (-(2**31), 2**31 - 1),
+    }
+    if vtype is ua.VariantType.Boolean:
+        if not isinstance(value, bool):
+            raise TypeError("expected true or false")
+        return value
+    if vtype is ua.VariantType.String:
+        return str(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("expected a number")
+    if vtype in ranges:
+        low, high = ranges[vtype]
+        if value != int(value) or not low <= value <= high:
+            raise ValueError(f"outside {low}..{high} or not whole")
+        return int(value)
+    return float(value)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

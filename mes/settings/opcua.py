@@ -1,0 +1,82 @@
+"""The OPC UA part of the plant file: a cell driven through a machine object on a server.
+
+The machine object follows one node model (``docs/opcua.md``): PackML state by name,
+current and last job id, outcome, error, progress and heartbeat variables, a ``Recipe``
+object of typed writable variables, a ``Results`` object, and the methods ``Start``,
+``Hold``, ``Resume``, ``Abort``, ``Reset`` and ``Clear``. A cell names the endpoint, the
+namespace URI and the machine's name; every node is found by browse name under it.
+
+Security: Basic256Sha256 (or Aes256_Sha256_RsaPss) with Sign or SignAndEncrypt by default;
+policy ``None`` only with ``allow_insecure = true``. User name and password come from the
+environment or a secret file named here, never from the plant file itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from mes.settings.base import Model, NonBlank
+
+
+class OpcuaSecurityConfig(Model):
+    """``[cells.driver.security]``: how the session is protected."""
+
+    policy: Literal["None", "Basic256Sha256", "Aes256_Sha256_RsaPss"] = "Basic256Sha256"
+    mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    certificate: str | None = None
+    """This controller's application certificate (DER or PEM), from ``mes certs init``."""
+    private_key: str | None = None
+    trust_dir: str | None = None
+    """Directory of server certificates this controller trusts."""
+    allow_insecure: bool = False
+    """Needed for policy ``None``; the controller warns at start."""
+    user_env: str | None = None
+    """Environment variable holding the user name (anonymous when unset)."""
+    password_env: str | None = None
+    password_file: str | None = None
+    """A file whose first line is the password (mode 0600 expected)."""
+
+
+RecipeType = Literal["Boolean", "UInt16", "UInt32", "Int32", "Float", "Double", "String"]
+
+
+def _default_recipe() -> dict[str, RecipeType]:
+    return {"expected_s": "Double"}
+
+
+class SimMachineConfig(Model):
+    """``[cells.driver.sim]``: how ``mes sim`` and ``mes demo`` simulate this machine."""
+
+    speed: float = Field(default=1.0, gt=0.0)
+    fault_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int = 0
+    scan_ms: float = Field(default=10.0, gt=0.0)
+    results: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        default_factory=dict
+    )
+    """Result name -> [low, high] of the simulated measurement (``cycle_s`` is real)."""
+    recipe: dict[str, RecipeType] = Field(default_factory=_default_recipe)
+    """Recipe variable name -> its OPC UA type on the simulated machine."""
+
+
+class OpcuaDriverConfig(Model):
+    """A machine behind an OPC UA server."""
+
+    kind: Literal["opcua"]
+    endpoint: NonBlank
+    """e.g. ``opc.tcp://10.0.0.12:4840``."""
+    namespace: NonBlank = "urn:mes-batch-of-one:sim"
+    """Namespace URI of the machine's nodes (its index is looked up on connect)."""
+    machine: NonBlank
+    """Browse name of the machine object under Objects."""
+    results: list[NonBlank] = Field(default_factory=list)
+    """Result variables under ``Results`` read when a job ends."""
+    timeout_s: float = Field(default=4.0, gt=0.0)
+    publishing_ms: float = Field(default=50.0, ge=10.0)
+    """Subscription publishing interval: how soon state changes reach the controller."""
+    security: OpcuaSecurityConfig = Field(default_factory=OpcuaSecurityConfig)
+    read_only: bool = False
+    """Monitor only: no write and no method call is ever sent."""
+    sim: SimMachineConfig | None = None
