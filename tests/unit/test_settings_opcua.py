@@ -1,0 +1,86 @@
+"""OPC UA cells in the plant file: security is explicit, secrets stay out of the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mes.bootstrap import opcua_settings
+from mes.errors import ConfigError, MesError
+from mes.settings import load_plant
+from mes.settings.opcua import OpcuaDriverConfig
+from tests.unit.test_settings_modbus import FAMILY
+
+PLANT = """\
+[plant]
+name = "UA plant"
+
+[[cells]]
+name = "mill-1"
+capabilities = ["test"]
+[cells.driver]
+kind = "opcua"
+endpoint = "opc.tcp://127.0.0.1:4840"
+machine = "mill-1"
+[cells.driver.security]
+"""
+
+
+def load(tmp_path: Path, security: str):  # type: ignore[no-untyped-def]
+    (tmp_path / "products").mkdir(exist_ok=True)
+    (tmp_path / "products" / "part.toml").write_text(FAMILY)
+    (tmp_path / "plant.toml").write_text(PLANT + security)
+    return load_plant(tmp_path / "plant.toml")
+
+
+def test_no_security_needs_an_explicit_allow_insecure(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, 'policy = "None"\n')
+    (problem,) = info.value.problems
+    assert (problem.line, problem.path) == (12, "cells[0].driver.security.policy")
+    assert "allow_insecure = true" in problem.reason
+    plant = load(tmp_path, 'policy = "None"\nallow_insecure = true\n')
+    assert plant.cells[0].driver.kind == "opcua"
+
+
+def test_a_secure_policy_needs_a_certificate_and_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, 'policy = "Basic256Sha256"\n')
+    assert [p.path for p in info.value.problems] == [
+        "cells[0].driver.security.certificate",
+        "cells[0].driver.security.private_key",
+    ]
+    assert "mes certs init" in info.value.problems[0].reason
+
+
+def test_a_password_in_the_plant_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, 'policy = "None"\nallow_insecure = true\npassword = "hunter2"\n')
+    assert info.value.problems[0].path == "cells[0].driver.security.password"
+
+
+def test_user_and_password_come_from_the_environment_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "ua.secret"
+    secret.write_text("s3cret\n")
+    config = OpcuaDriverConfig.model_validate(
+        {
+            "kind": "opcua",
+            "endpoint": "opc.tcp://h:4840",
+            "machine": "m",
+            "security": {
+                "policy": "None",
+                "allow_insecure": True,
+                "user_env": "UA_USER",
+                "password_file": str(secret),
+            },
+        }
+    )
+    with pytest.raises(MesError, match=r"\$UA_USER \(its OPC UA user\) is not set"):
+        opcua_settings("m", config)
+    monkeypatch.setenv("UA_USER", "operator")
+    settings = opcua_settings("m", config)
+    assert (settings.user, settings.password, settings.security) == ("operator", "s3cret", None)
+    assert "s3cret" not in repr(settings)
