@@ -17,14 +17,14 @@ from mes.service.controller import CellSetup, Controller, ControllerOptions
 from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
-from mes.settings.opcua import OpcuaDriverConfig
+from mes.settings.opcua import OpcuaDriverConfig, SimMachineConfig
 from mes.store import Store
 from routing.fit import Station
 from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
 from routing.scheduling.optimizer import available as optimizer_available
 
 if TYPE_CHECKING:
-    from drivers.sim.plant_sims import SimSpec
+    from drivers.sim.plant_sims import MachineSpec, SimSpec
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,38 @@ def opcua_settings(
         user=user,
         password=password,
     )
+
+
+def machine_specs(
+    plant: Plant, *, speed: float = 1.0, log: Path | None = None
+) -> list[MachineSpec]:
+    """The simulated machines for every OPC UA cell of ``plant``."""
+    from drivers.sim.plant_sims import MachineSpec
+
+    specs = []
+    for cell in plant.cells:
+        config = cell.driver
+        if not isinstance(config, OpcuaDriverConfig):
+            continue
+        sim = config.sim or SimMachineConfig()
+        specs.append(
+            MachineSpec(
+                name=config.machine,
+                endpoint=config.endpoint,
+                recipe=dict(sim.recipe),
+                results={
+                    "cycle_s": (0.0, 0.0),  # the real cycle time; the range is unused
+                    **{name: (low, high) for name, (low, high) in sim.results.items()},
+                    **{name: (0.0, 1.0) for name in config.results if name not in sim.results},
+                },
+                speed=speed * sim.speed,
+                fault_rate=sim.fault_rate,
+                seed=sim.seed,
+                scan_ms=sim.scan_ms,
+                log_path=log,
+            )
+        )
+    return specs
 
 
 def sim_specs(plant: Plant, *, speed: float = 1.0, log: Path | None = None) -> list[SimSpec]:

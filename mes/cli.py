@@ -72,9 +72,11 @@ def _main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # pymodbus warns at every failed reconnect; the supervisor says "link lost" once and
+    # pymodbus and asyncua warn at every failed reconnect (and about much else); the
+    # supervisor says "link lost" once and
     # raises an alarm, then stays quiet until the link is back.
-    logging.getLogger("pymodbus").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    for library in ("pymodbus", "asyncua"):
+        logging.getLogger(library).setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 # -- demo and run --------------------------------------------------------------------------
@@ -132,14 +134,15 @@ def demo(
 async def _simulators(plant: Plant, speed: float, *, enabled: bool = True) -> AsyncIterator[None]:
     """Serve the plant's simulated PLCs for the duration of the block."""
     from drivers.sim.plant_sims import serve
-    from mes.bootstrap import sim_specs
+    from mes.bootstrap import machine_specs, sim_specs
 
     specs = sim_specs(plant, speed=speed) if enabled else []
-    if not specs:
+    machines = machine_specs(plant, speed=speed) if enabled else []
+    if not specs and not machines:
         yield
         return
     try:
-        simulators = await serve(specs)
+        simulators = await serve(specs, machines)
     except OSError as exc:
         raise MesError(
             f"cannot serve the simulated PLCs ({exc}); is `mes sim` or another demo "
@@ -162,14 +165,16 @@ def sim(
         typer.Option(help="Append every job id a simulated PLC starts to this file (JSON lines)."),
     ] = None,
 ) -> None:
-    """Serve a simulated PLC for every Modbus cell of the plant, until Ctrl-C."""
+    """Serve a simulated PLC for every Modbus cell and a simulated machine for every OPC UA
+    cell of the plant, until Ctrl-C."""
     from drivers.sim.plant_sims import serve
-    from mes.bootstrap import sim_specs
+    from mes.bootstrap import machine_specs, sim_specs
 
     config = load_plant(plant)
     specs = sim_specs(config, speed=speed, log=log)
-    if not specs:
-        raise MesError(f"{plant}: no Modbus cell to simulate")
+    machines = machine_specs(config, speed=speed, log=log)
+    if not specs and not machines:
+        raise MesError(f"{plant}: no Modbus or OPC UA cell to simulate")
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -177,7 +182,7 @@ def sim(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            simulators = await serve(specs)
+            simulators = await serve(specs, machines)
         except OSError as exc:
             raise MesError(f"cannot serve the simulated PLCs: {exc}") from exc
         try:
@@ -188,6 +193,8 @@ def sim(
                     else f"rtu {spec.serial_port}"
                 )
                 print(f"simulating {spec.name} on {where} (device {spec.device_id})", flush=True)
+            for machine in machines:
+                print(f"simulating {machine.name} on {machine.endpoint} (OPC UA)", flush=True)
             print("Ctrl-C stops", flush=True)
             await stop.wait()
         finally:

@@ -113,6 +113,9 @@ class OpcuaCell(Driver):
     async def connect(self) -> None:
         s = self.settings
         client = Client(s.endpoint, timeout=s.timeout_s)
+        # A short session: after a crash the server drops our old session (and its
+        # subscription) soon; a live controller renews it with every request.
+        client.session_timeout = 30_000
         if s.user:
             client.set_user(s.user)
         if s.password:
@@ -137,18 +140,34 @@ class OpcuaCell(Driver):
 
     async def _find_nodes(self, client: Client) -> None:
         s = self.settings
-        ns = await client.get_namespace_index(s.namespace)
-        machine = await client.nodes.objects.get_child(f"{ns}:{s.machine}")
+        try:
+            ns = await client.get_namespace_index(s.namespace)
+        except ValueError as exc:
+            raise DeviceUnavailable(
+                f"{s.endpoint}: the server has no namespace {s.namespace!r} "
+                "(check the cell's namespace)"
+            ) from exc
+
+        async def child(parent: Node, name: str, where: str) -> Node:
+            try:
+                return await parent.get_child(f"{ns}:{name}")
+            except UaStatusCodeError as exc:
+                raise DeviceUnavailable(
+                    f"{s.endpoint}: no node {name!r} under {where} (check the cell's machine "
+                    "and results against the server, docs/opcua.md)"
+                ) from exc
+
+        machine = await child(client.nodes.objects, s.machine, "Objects")
         self._machine = machine
         names = (*WATCHED, "LastOutcome", "ErrorCode", "ErrorText", "Heartbeat")
-        self._nodes = {n: await machine.get_child(f"{ns}:{n}") for n in names}
-        recipe = await machine.get_child(f"{ns}:Recipe")
+        self._nodes = {n: await child(machine, n, s.machine) for n in names}
+        recipe = await child(machine, "Recipe", s.machine)
         self._recipe = {}
         for node in await recipe.get_children():
             name = (await node.read_browse_name()).Name
             self._recipe[name] = (node, await node.read_data_type_as_variant_type())
-        results = await machine.get_child(f"{ns}:Results")
-        self._results = {r: await results.get_child(f"{ns}:{r}") for r in s.results}
+        results = await child(machine, "Results", s.machine)
+        self._results = {r: await child(results, r, f"{s.machine}/Results") for r in s.results}
 
     async def _lost(self, exc: Exception) -> None:
         async with self._changed:

@@ -337,7 +337,10 @@ class SimMachine:
 
         Raises:
             RuntimeError: no job is running.
+            ValueError: ``code`` is not 1..65535 (ErrorCode is a UInt16).
         """
+        if code is not None and not 0 < code < 65536:
+            raise ValueError(f"fault code {code} is not 1..65535")
         if self._job == 0 or self._state not in _JOB_STATES:
             raise RuntimeError(f"machine {self.name} runs no job to fault ({self._state.value})")
         self._fault(self._pick_fault() if code is None else code)

@@ -23,8 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, TextIO
 
+from asyncua import ua
+
 from drivers.modbus.plcmap import PlcMap
 from drivers.sim.modbus_server import SimServer
+from drivers.sim.opcua_machine import SimMachine
+from drivers.sim.opcua_server import OpcuaSimServer
 from drivers.sim.plc import SimPlc
 
 
@@ -55,6 +59,22 @@ class SimSpec:
     results: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     log_path: Path | None = None
     baudrate: int = 19200
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSpec:
+    """One simulated OPC UA machine and the endpoint it is served at."""
+
+    name: str
+    endpoint: str
+    recipe: Mapping[str, str] = field(default_factory=lambda: {"expected_s": "Double"})
+    """Recipe variable -> OPC UA type name (Double, Float, UInt16, String...)."""
+    results: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    speed: float = 1.0
+    fault_rate: float = 0.0
+    seed: int = 0
+    scan_ms: float = 10.0
+    log_path: Path | None = None
 
 
 class JobLog:
@@ -110,6 +130,8 @@ class Simulators:
     def __init__(self) -> None:
         self.plcs: dict[str, SimPlc] = {}
         self.servers: dict[str, SimServer] = {}
+        self.machines: dict[str, SimMachine] = {}
+        self.ua_servers: list[OpcuaSimServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: dict[Path, JobLog] = {}
 
@@ -135,6 +157,9 @@ class Simulators:
         for server in dict.fromkeys(self.servers.values()):
             await server.aclose()
         self.servers = {}
+        for ua_server in self.ua_servers:
+            await ua_server.aclose()
+        self.ua_servers = []
         for log in self._logs.values():
             log.close()
         self._logs = {}
@@ -159,8 +184,8 @@ def _groups(specs: Iterable[SimSpec]) -> list[list[SimSpec]]:
     return list(groups.values())
 
 
-async def serve(specs: Iterable[SimSpec]) -> Simulators:
-    """Start the servers and scan loops for ``specs``.
+async def serve(specs: Iterable[SimSpec], machines: Iterable[MachineSpec] = ()) -> Simulators:
+    """Start the servers and scan loops for ``specs`` (PLCs) and ``machines`` (OPC UA).
 
     Raises:
         ValueError: two specs share a name, or a device id on one server.
@@ -192,6 +217,27 @@ async def serve(specs: Iterable[SimSpec]) -> Simulators:
                 await server.start_rtu(first.serial_port, baudrate=first.baudrate)
             for spec in group:
                 sims.run(sims.plcs[spec.name], spec.scan_ms)
+        by_endpoint: dict[str, list[MachineSpec]] = {}
+        for machine in machines:
+            by_endpoint.setdefault(machine.endpoint, []).append(machine)
+        for endpoint, group_ in by_endpoint.items():
+            made = []
+            for m in group_:
+                made.append(
+                    SimMachine(
+                        m.name,
+                        recipe={n: ua.VariantType[t] for n, t in m.recipe.items()},
+                        results=m.results,
+                        speed=m.speed,
+                        fault_rate=m.fault_rate,
+                        seed=m.seed,
+                        on_started=sims.log_for(m.log_path) if m.log_path else None,
+                    )
+                )
+                sims.machines[m.name] = made[-1]
+            ua_server = OpcuaSimServer(made, endpoint=endpoint, scan_ms=group_[0].scan_ms)
+            await ua_server.start()
+            sims.ua_servers.append(ua_server)
     except BaseException:
         await sims.aclose()
         raise

@@ -97,9 +97,46 @@ async def sim_rig() -> AsyncIterator[Rig]:
         await cell.aclose()
 
 
-@pytest.fixture(params=["sim", "modbus-tcp", "modbus-rtu"])
+@contextlib.asynccontextmanager
+async def opcua_rig() -> AsyncIterator[Rig]:
+    from asyncua import ua
+
+    from drivers.opcua.driver import OpcuaCell, OpcuaSettings
+    from drivers.sim.opcua_machine import SimMachine
+    from drivers.sim.opcua_server import OpcuaSimServer
+
+    types = ua.VariantType
+    machine = SimMachine(
+        "rig-1",
+        recipe={"expected_s": types.Double, "width_mm": types.Float, "material": types.String},
+        results={"cycle_s": (0.0, 0.0), "load_n": (50.0, 60.0)},
+        faults={102: "part not detected"},
+        speed=SPEED,
+    )
+    async with OpcuaSimServer([machine], scan_ms=5) as server:
+        settings = OpcuaSettings(
+            endpoint=server.endpoint,
+            namespace="urn:mes-batch-of-one:sim",
+            machine="rig-1",
+            results=("cycle_s", "load_n"),
+            publishing_ms=20,
+        )
+        driver = OpcuaCell("rig-1", settings)
+        await driver.connect()
+        try:
+            yield Rig(driver, lambda: list(machine.executed), lambda: machine.inject_fault(102))
+        finally:
+            await driver.aclose()
+
+
+@pytest.fixture(params=["sim", "modbus-tcp", "modbus-rtu", "opcua"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    maker = sim_rig() if request.param == "sim" else modbus_rig(request.param.split("-")[1])
+    if request.param == "sim":
+        maker = sim_rig()
+    elif request.param == "opcua":
+        maker = opcua_rig()
+    else:
+        maker = modbus_rig(request.param.split("-")[1])
     async with maker as made:
         yield made
 

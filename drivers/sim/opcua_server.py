@@ -1,0 +1,384 @@
+"""A real OPC UA server (asyncua) in front of simulated machines: the node model and its glue.
+
+Theory of operation: :class:`OpcuaSimServer` puts one object per :class:`SimMachine` under
+the Objects folder, in the namespace :data:`NAMESPACE_URI`, every node named by a string
+node id ``<machine>.<path>`` (``ns=2;s=tester-2.State``, ``...Results.cycle_s``,
+``...Recipe.expected_s``, ``...Start``):
+
+- variables, read-only for clients, typed as :data:`drivers.sim.opcua_machine.VARIABLES`
+  says, plus ``Results/<name>`` (Double) under a ``Results`` object;
+- a ``Recipe`` object whose variables clients write, each created with its variant type:
+  asyncua refuses a write of another type with BadTypeMismatch;
+- methods Start(JobId UInt32) and Hold, Resume, Abort, Reset, Clear(), each answering
+  (Accepted Boolean, ErrorCode UInt16). asyncua does not check input arguments, so this
+  module does: a wrong count or variant type is refused (BadArgumentsMissing,
+  BadTooManyArguments, BadInvalidArgument with BadTypeMismatch for the argument).
+
+The machines own the truth; the address space is a copy. After every method call and every
+scan the glue writes the variables whose value changed since its last write, in
+:meth:`SimMachine.values` order (results, outcome, job ids, error, progress, then State),
+under one lock and without awaiting anything that yields to other tasks in between, so
+neither a Read nor a publish ever sees half a change. asyncua does not keep write order
+inside one publish response, though: it groups notifications by monitored item, in the
+order of each item's first change in that publishing interval, so a handler may be told of
+``State`` before ``LastJobId`` of the same response. A client that needs the job's end on a
+State change reads the rest (one Read) or looks at the whole response. Start reads the
+Recipe variables from the address space and hands them to the machine, which latches them
+if it accepts.
+
+A scan task calls :meth:`SimMachine.scan` for every machine every ``scan_ms`` with
+``loop.time()``, on a fixed cadence that skips (never bursts) when the loop falls behind.
+
+Security is one policy per server: ``none`` (NoSecurity) or ``sign_encrypt``
+(Basic256Sha256, SignAndEncrypt; the server certificate and key are files). With ``users``
+only user-name tokens are offered, checked by :class:`PasswordUsers`; anonymous is refused.
+Client certificates are not checked (asyncua's default): a simulator trusts everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from asyncua import ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.internal_server import InternalServer
+from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.status_codes import StatusCodes as Status
+
+from drivers.sim.opcua_machine import VARIABLES, Command, Reply, SimMachine, Value
+
+NAMESPACE_URI = "urn:mes-batch-of-one:sim"
+APPLICATION_URI = "urn:mes-batch-of-one:sim:server"
+DEFAULT_ENDPOINT = "opc.tcp://127.0.0.1:0/mes/sim"
+Security = Literal["none", "sign_encrypt"]
+V = ua.VariantType
+MethodResult = list[ua.Variant] | ua.CallMethodResult
+MethodCallback = Callable[..., Awaitable[MethodResult]]
+
+#: Method browse name -> the machine command (None: Start, which takes a JobId).
+METHODS: dict[str, Command | None] = {
+    "Start": None,
+    "Hold": "hold",
+    "Resume": "resume",
+    "Abort": "abort",
+    "Reset": "reset",
+    "Clear": "clear",
+}
+
+
+def _argument(name: str, vtype: ua.VariantType) -> ua.Argument:
+    return ua.Argument(Name=name, DataType=ua.NodeId(ua.Int32(vtype.value)), ValueRank=-1)
+
+
+_START_INPUTS = [_argument("JobId", V.UInt32)]
+_OUTPUTS = [_argument("Accepted", V.Boolean), _argument("ErrorCode", V.UInt16)]
+
+
+class PasswordUsers(UserManager):
+    """Users by name and password; None (access denied) for anyone else, anonymous too."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        self._users = dict(users)
+
+    def get_user(
+        self,
+        iserver: InternalServer,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: Any = None,
+    ) -> User | None:
+        """The user if the password matches (compared in constant time), else None."""
+        expected = self._users.get(username or "")
+        if expected is None or password is None:
+            return None
+        if not hmac.compare_digest(expected.encode(), password.encode()):
+            return None
+        return User(role=UserRole.User, name=username)
+
+
+def _refusal(status: int, arguments: Sequence[int] = ()) -> ua.CallMethodResult:
+    return ua.CallMethodResult(
+        StatusCode=ua.StatusCode(ua.UInt32(status)),
+        InputArgumentResults=[ua.StatusCode(ua.UInt32(code)) for code in arguments],
+    )
+
+
+def _check_arguments(
+    args: Sequence[ua.Variant], types: Sequence[ua.VariantType]
+) -> ua.CallMethodResult | None:
+    """A refusal if ``args`` do not match ``types`` in number and variant type, else None."""
+    if len(args) != len(types):
+        return _refusal(
+            Status.BadArgumentsMissing if len(args) < len(types) else Status.BadTooManyArguments
+        )
+    codes = [
+        Status.Good if a.VariantType == t else Status.BadTypeMismatch
+        for a, t in zip(args, types, strict=True)
+    ]
+    return _refusal(Status.BadInvalidArgument, codes) if any(codes) else None
+
+
+class OpcuaSimServer:
+    """One asyncua server endpoint serving simulated machines (see the module docstring).
+
+    Attributes:
+        machines: Machine name -> machine.
+        namespace_index: The index of :data:`NAMESPACE_URI` (set by :meth:`start`).
+        port: The bound TCP port, also when asked for port 0 (set by :meth:`start`).
+        endpoint: The URL clients connect to, with the bound port (set by :meth:`start`).
+    """
+
+    def __init__(
+        self,
+        machines: Iterable[SimMachine],
+        *,
+        endpoint: str = DEFAULT_ENDPOINT,
+        scan_ms: float = 10.0,
+        security: Security = "none",
+        certificate: Path | None = None,
+        private_key: Path | None = None,
+        users: Mapping[str, str] | None = None,
+        application_uri: str = APPLICATION_URI,
+    ) -> None:
+        """Describe the server; nothing listens before :meth:`start`.
+
+        Args:
+            machines: The machines to serve, with distinct names.
+            endpoint: ``opc.tcp://host:port/path``; port 0 picks a free one.
+            scan_ms: The machines' scan period.
+            security: ``none`` or ``sign_encrypt`` (Basic256Sha256 SignAndEncrypt only).
+            certificate: The server certificate (DER or PEM) for ``sign_encrypt``; its URI
+                must be ``application_uri``.
+            private_key: The certificate's private key (PEM, unencrypted).
+            users: User name -> password; when given, only these users may open a session.
+            application_uri: The server's ApplicationUri.
+
+        Raises:
+            ValueError: no machines, two with one name, a bad scan period, or
+                ``sign_encrypt`` without a certificate and key.
+        """
+        listed = list(machines)
+        self.machines = {m.name: m for m in listed}
+        if not listed or len(self.machines) != len(listed):
+            raise ValueError("an OPC UA sim server needs machines, with distinct names")
+        if scan_ms <= 0:
+            raise ValueError("scan_ms must be > 0")
+        if security == "sign_encrypt" and (certificate is None or private_key is None):
+            raise ValueError("sign_encrypt needs a server certificate and private key")
+        self.endpoint = endpoint
+        self.scan_ms = scan_ms
+        self.security = security
+        self.certificate, self.private_key = certificate, private_key
+        self.users = dict(users) if users is not None else None
+        self.application_uri = application_uri
+        self.namespace_index = 0
+        self.port = 0
+        self._server: Server | None = None
+        self._scan: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._nodes: dict[str, dict[str, ua.NodeId]] = {}
+        self._recipe_nodes: dict[str, dict[str, ua.NodeId]] = {}
+        self._pushed: dict[str, dict[str, Value]] = {}
+
+    def node_id(self, machine: str, path: str = "") -> ua.NodeId:
+        """The node id of ``path`` below a machine's object (``"Results/cycle_s"``), or its own."""
+        name = f"{machine}.{path.replace('/', '.')}" if path else machine
+        return ua.NodeId(ua.String(name), ua.Int16(self.namespace_index))
+
+    # -- life cycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the address space, listen, and start scanning.
+
+        After :meth:`aclose` it may be called again: a restarted server, on the same port
+        (the one first bound), with the machines as they were; the Recipe variables come
+        back at their power-up values.
+
+        Raises:
+            OSError: the endpoint cannot be bound.
+            FileNotFoundError: the certificate or key file is missing.
+        """
+        manager = PasswordUsers(self.users) if self.users is not None else None
+        self._server = server = Server(user_manager=manager)
+        try:
+            await server.init()
+            server.set_endpoint(self.endpoint)
+            server.set_server_name("mes-batch-of-one simulated machines")
+            await server.set_application_uri(self.application_uri)
+            if self.security == "sign_encrypt":
+                assert self.certificate is not None and self.private_key is not None  # __init__
+                await server.load_certificate(self.certificate)
+                await server.load_private_key(self.private_key)
+                policy = ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt
+            else:
+                policy = ua.SecurityPolicyType.NoSecurity
+            server.set_security_policy([policy])
+            if self.users is not None:
+                server.set_identity_tokens([ua.UserNameIdentityToken])
+            self.namespace_index = await server.register_namespace(NAMESPACE_URI)
+            for machine in self.machines.values():
+                await self._build(server, machine)
+            await server.start()
+            assert server.bserver is not None  # set by start()
+            self.port = server.bserver.port
+            url = urlparse(self.endpoint)
+            self.endpoint = url._replace(netloc=f"{url.hostname}:{self.port}").geturl()
+            await self.push()
+            self._scan = asyncio.create_task(self._scan_forever(), name="sim-opcua-scan")
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop scanning and serving; safe to call twice."""
+        if self._scan is not None:
+            self._scan.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scan
+            self._scan = None
+        if self._server is not None:
+            server, self._server = self._server, None
+            # The ServerStatus clock ticks once a second and stop() waits for the tick to
+            # end: cancel it instead, so that a test's server stops in milliseconds.
+            if (clock := server.iserver.time_task) is not None:
+                clock.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await clock
+                server.iserver.time_task = None
+            await server.stop()
+
+    async def __aenter__(self) -> OpcuaSimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def drop_sessions(self, *, keep_sessions: bool = False) -> int:
+        """Close every client connection, as a server restart or a cut cable would.
+
+        Args:
+            keep_sessions: Leave the sessions (and their subscriptions) for the clients to
+                reactivate on a new connection, as asyncua does after a lost connection;
+                by default they are closed too, as after a restart.
+
+        Returns:
+            How many connections were closed.
+        """
+        if self._server is None:
+            return 0
+        iserver = self._server.iserver
+        if not keep_sessions:
+            # asyncua keeps its sessions in a private registry and offers no public way to
+            # list them; close_session(delete_subs=True) is what a CloseSession request does.
+            for session in list(iserver._external_sessions.values()):
+                await session.close_session(True)
+        transports = list(iserver.asyncio_transports)
+        for transport in transports:
+            transport.close()
+        return len(transports)
+
+    # -- the address space -------------------------------------------------------
+
+    async def _build(self, server: Server, machine: SimMachine) -> None:
+        ns, name = self.namespace_index, machine.name
+        obj = await server.nodes.objects.add_object(self.node_id(name), ua.QualifiedName(name, ns))
+        results = await obj.add_object(
+            self.node_id(name, "Results"), ua.QualifiedName("Results", ns)
+        )
+        nodes = self._nodes[name] = {}
+        for path, value in machine.values().items():
+            parent, leaf = (results, path.split("/", 1)[1]) if "/" in path else (obj, path)
+            vtype = VARIABLES.get(path, V.Double)
+            qname = ua.QualifiedName(leaf, ns)
+            var = await parent.add_variable(self.node_id(name, path), qname, value, vtype)
+            nodes[path] = var.nodeid
+        self._pushed[name] = machine.values()
+        recipe = await obj.add_object(self.node_id(name, "Recipe"), ua.QualifiedName("Recipe", ns))
+        recipe_nodes = self._recipe_nodes[name] = {}
+        for key, value in machine.default_recipe().items():
+            nodeid, qname = self.node_id(name, f"Recipe/{key}"), ua.QualifiedName(key, ns)
+            var = await recipe.add_variable(nodeid, qname, value, machine.recipe_types[key])
+            await var.set_writable()
+            recipe_nodes[key] = var.nodeid
+        for method, command in METHODS.items():
+            inputs = _START_INPUTS if command is None else []
+            callback = self._method(machine, command)
+            qname = ua.QualifiedName(method, ns)
+            await obj.add_method(self.node_id(name, method), qname, callback, inputs, _OUTPUTS)
+
+    def _method(self, machine: SimMachine, command: Command | None) -> MethodCallback:
+        """The callback asyncua calls with the object's node id and the input Variants."""
+
+        async def call(parent: ua.NodeId, *args: ua.Variant) -> MethodResult:
+            types = [V.UInt32] if command is None else []
+            if (refusal := _check_arguments(args, types)) is not None:
+                return refusal
+            if command is None:
+                reply = machine.start(int(args[0].Value), self._read_recipe(machine))
+            else:
+                reply = machine.command(command)
+            await self.push()
+            return _outputs(reply)
+
+        return call
+
+    def _read_recipe(self, machine: SimMachine) -> dict[str, Value]:
+        assert self._server is not None  # methods are only called while serving
+        recipe: dict[str, Value] = {}
+        for key, nodeid in self._recipe_nodes[machine.name].items():
+            variant = self._server.read_attribute_value(nodeid).Value
+            if variant is not None:  # never None: a write of Null is refused as a type mismatch
+                recipe[key] = variant.Value
+        return recipe
+
+    async def push(self) -> None:
+        """Write every variable whose value changed since the last push, in push order."""
+        async with self._lock:
+            if self._server is None:
+                return
+            aspace = self._server.iserver.aspace
+            for name, machine in self.machines.items():
+                pushed, nodes = self._pushed[name], self._nodes[name]
+                now = ua.DateTime.now(UTC)
+                for path, value in machine.values().items():
+                    if path in pushed and pushed[path] == value:
+                        continue
+                    variant = ua.Variant(value, VARIABLES.get(path, V.Double))
+                    datavalue = ua.DataValue(variant, SourceTimestamp=now, ServerTimestamp=now)
+                    status = await aspace.write_attribute_value(
+                        nodes[path], AttributeIds.Value, datavalue
+                    )
+                    status.check()  # a refusal here is a bug in the node model
+                    pushed[path] = value
+
+    async def _scan_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self.scan_ms / 1000
+        due = loop.time()
+        while True:
+            now = loop.time()
+            for machine in self.machines.values():
+                machine.scan(now)
+            await self.push()
+            due = max(due + period, loop.time())  # behind schedule: skip, do not burst
+            await asyncio.sleep(due - loop.time())
+
+
+def _outputs(reply: Reply) -> list[ua.Variant]:
+    return [ua.Variant(reply.accepted, V.Boolean), ua.Variant(reply.error_code, V.UInt16)]
