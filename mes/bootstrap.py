@@ -172,15 +172,12 @@ def opcua_settings(
             raise MesError(
                 f"cell {name}: cannot read the password file {security.password_file}: {exc}"
             ) from exc
-    secure = None
     if security.policy == "None":
         log.warning(
             "cell %s: OPC UA without security (allow_insecure): anyone on the network can "
             "read and command it",
             name,
         )
-    else:
-        secure = f"{security.policy},{security.mode},{security.certificate},{security.private_key}"
     return OpcuaSettings(
         endpoint=config.endpoint,
         namespace=config.namespace,
@@ -189,7 +186,11 @@ def opcua_settings(
         timeout_s=config.timeout_s,
         publishing_ms=config.publishing_ms,
         read_only=read_only or config.read_only,
-        security=secure,
+        policy=None if security.policy == "None" else security.policy,
+        mode=security.mode,
+        certificate=security.certificate,
+        private_key=security.private_key,
+        trust_dir=security.trust_dir,
         user=user,
         password=password,
     )

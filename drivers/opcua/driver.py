@@ -25,12 +25,20 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import Subscription
+from asyncua.crypto.security_policies import (
+    SecurityPolicy,
+    SecurityPolicyAes256Sha256RsaPss,
+    SecurityPolicyBasic256Sha256,
+)
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from drivers.base import Driver
@@ -48,6 +56,10 @@ from mes.errors import DeviceUnavailable, JobRejected
 
 log = logging.getLogger(__name__)
 
+POLICIES: dict[str, type[SecurityPolicy]] = {
+    "Basic256Sha256": SecurityPolicyBasic256Sha256,
+    "Aes256_Sha256_RsaPss": SecurityPolicyAes256Sha256RsaPss,
+}
 #: Variables the subscription follows.
 WATCHED = ("State", "CurrentJobId", "LastJobId", "Progress")
 #: Refusal codes of the machine's methods (docs/opcua.md; the same as over Modbus).
@@ -83,8 +95,15 @@ class OpcuaSettings:
     timeout_s: float = 4.0
     publishing_ms: float = 50.0
     read_only: bool = False
-    security: str | None = None
-    """An asyncua security string ("Basic256Sha256,SignAndEncrypt,cert,key"), or None."""
+    policy: str | None = None
+    """``Basic256Sha256`` or ``Aes256_Sha256_RsaPss``; None: no security."""
+    mode: str = "SignAndEncrypt"
+    certificate: str | None = None
+    private_key: str | None = None
+    trust_dir: str | None = None
+    """Server certificates trusted; None: any server certificate is accepted."""
+    application_uri: str = "urn:mes-batch-of-one:controller"
+    """Must equal the URI in this controller's certificate."""
     user: str | None = None
     password: str | None = field(default=None, repr=False)
 
@@ -121,9 +140,11 @@ class OpcuaCell(Driver):
         if s.password:
             client.set_password(s.password)
         try:
-            if s.security:
-                await client.set_security_string(s.security)
+            if s.policy:
+                await self._secure(client)
             await client.connect()
+        except UaStatusCodeError as exc:
+            raise DeviceUnavailable(f"{s.endpoint}: {_refusal(exc, s)}") from exc
         except _ERRORS as exc:
             raise DeviceUnavailable(f"cannot connect to {s.endpoint}: {_reason(exc)}") from exc
         self._client = client
@@ -137,6 +158,31 @@ class OpcuaCell(Driver):
         except _ERRORS as exc:
             await self.aclose()
             raise DeviceUnavailable(f"{s.endpoint}: {self.name}: {_reason(exc)}") from exc
+
+    async def _secure(self, client: Client) -> None:
+        s = self.settings
+        assert s.policy is not None and s.certificate and s.private_key
+        client.application_uri = s.application_uri
+        if s.trust_dir:
+            store = TrustStore([Path(s.trust_dir)], [])
+            try:
+                await store.load()
+            except (OSError, ValueError) as exc:
+                raise DeviceUnavailable(
+                    f"{s.endpoint}: no trusted server certificate in {s.trust_dir} ({exc}); "
+                    "if this is the right server, copy its certificate into it"
+                ) from exc
+            options = (
+                CertificateValidatorOptions.TRUSTED_VALIDATION
+                | CertificateValidatorOptions.PEER_SERVER
+            )
+            client.certificate_validator = CertificateValidator(options, store)
+        await client.set_security(
+            POLICIES[s.policy],
+            certificate=s.certificate,
+            private_key=s.private_key,
+            mode=ua.MessageSecurityMode[s.mode],
+        )
 
     async def _find_nodes(self, client: Client) -> None:
         s = self.settings
@@ -395,6 +441,25 @@ def _as(vtype: ua.VariantType, value: object) -> object:
             raise ValueError(f"outside {low}..{high} or not whole")
         return int(value)
     return float(value)
+
+
+def _refusal(exc: UaStatusCodeError, s: OpcuaSettings) -> str:
+    """What a refused connection means for the person who has to fix it."""
+    name = ua.StatusCode(exc.code).name
+    if "Certificate" in name:
+        return (
+            f"the server's certificate is not trusted ({name}); if this is the right "
+            f"server, copy its certificate into {s.trust_dir}"
+        )
+    if name in ("BadUserAccessDenied", "BadIdentityTokenRejected", "BadIdentityTokenInvalid"):
+        who = f"user {s.user!r}" if s.user else "anonymous login"
+        return f"{who} refused ({name}): check the user name and password it was given"
+    if name == "BadSecurityChecksFailed":
+        return (
+            f"{name}: the server does not trust this controller's certificate "
+            f"({s.certificate}); have it trusted on the server"
+        )
+    return _reason(exc)
 
 
 def _reason(exc: BaseException) -> str:

@@ -82,5 +82,5 @@ def test_user_and_password_come_from_the_environment_or_a_file(
         opcua_settings("m", config)
     monkeypatch.setenv("UA_USER", "operator")
     settings = opcua_settings("m", config)
-    assert (settings.user, settings.password, settings.security) == ("operator", "s3cret", None)
+    assert (settings.user, settings.password, settings.policy) == ("operator", "s3cret", None)
     assert "s3cret" not in repr(settings)
