@@ -57,6 +57,7 @@ from mes.service.ready import ReadySteps
 from mes.service.recorder import Recorder
 from mes.service.recovery import reconcile
 from mes.service.supervisor import Action, Backoff, CellSupervisor
+from mes.service.watch import cancel_all, check_overdue
 from mes.store import Changes, Store
 from routing.scheduling.dispatch import IdleCell
 from routing.scheduling.model import next_state
@@ -105,24 +106,6 @@ class ControllerOptions:
     #: ``overdue_grace_s`` raises an alarm (once; cleared when the job ends).
     overdue_factor: float = 2.0
     overdue_grace_s: float = 60.0
-
-
-async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel ``tasks`` and wait until every one has ended.
-
-    A cancellation can be lost inside a library (on Python 3.11 ``asyncio.wait_for``
-    returns a reply that arrives in the same loop iteration as the cancellation, and
-    pymodbus waits for every reply that way), so whatever still runs after a second is
-    cancelled again rather than waited for forever.
-    """
-    pending = {t for t in tasks if not t.done()}
-    for task in pending:
-        task.cancel()
-    while pending:
-        _, pending = await asyncio.wait(pending, timeout=1.0)
-        for task in pending:
-            log.warning("task %s ignored a cancellation; cancelling it again", task.get_name())
-            task.cancel()
 
 
 class Controller:
@@ -297,7 +280,7 @@ class Controller:
     async def _poll_releases(self) -> None:
         while True:
             await asyncio.sleep(self.options.poll_s)
-            await self._check_overdue()
+            await check_overdue(self)
             for request in await asyncio.to_thread(self.store.pending_requests):
                 await carry_out(self, request)
             ids, self._last_event = await asyncio.to_thread(
@@ -309,45 +292,6 @@ class Controller:
                 pids = [s.program_id for u in units for s in u.steps]
                 self.programs.preload(await asyncio.to_thread(self.store.programs, pids))
                 await self._adopt(units)
-
-    async def _check_overdue(self) -> None:
-        """Alarm (once per job) when a job runs far past its expected time."""
-        now, changes = self.clock(), Changes()
-        for step in self.steps.values():
-            if (
-                step.state is not StepState.RUNNING
-                or step.started_at is None
-                or step.cell is None
-                or step.job_id in self._overdue
-            ):
-                continue
-            factor = self.setups[step.cell].factors.get(step.capability, 1.0)
-            expected = step.expected_s * factor
-            limit = expected * self.options.overdue_factor + self.options.overdue_grace_s
-            if (now - step.started_at).total_seconds() > limit:
-                assert step.job_id is not None
-                self._overdue.add(step.job_id)
-                changes.add(
-                    Event(
-                        now,
-                        self.actor,
-                        "job",
-                        str(step.job_id),
-                        "overdue",
-                        data={"cell": step.cell, "step": step.id, "limit_s": round(limit, 1)},
-                    )
-                )
-                changes.alarm(
-                    "medium",
-                    f"job {step.job_id} ({step.id}) overdue: running longer than "
-                    f"{limit:.0f} s (expected {expected:.0f} s)",
-                    now,
-                    cell=step.cell,
-                    subject=step.id,
-                    code="overdue",
-                )
-        if changes:
-            await self.recorder.commit(changes)
 
     # -- dispatch -----------------------------------------------------------------------
 

@@ -102,7 +102,8 @@ def test_demo_plant_loads() -> None:
     assert router.duration_factor("cnc.route") == 1.0
     assert isinstance(router.driver, SimDriverConfig)
     assert router.driver.fault_rate == 0.01
-    assert plant.cell("bench-1").driver.fault_rate == 0.0
+    assert {c.name: c.driver.kind for c in plant.cells}["bench-1"] == "opcua"
+    assert {c.name: c.driver.kind for c in plant.cells}["tester-1"] == "modbus"
 
     nameplate = plant.families["nameplate"]
     assert nameplate.options["material"].kind is OptionKind.CHOICE
