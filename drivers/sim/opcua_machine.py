@@ -12,7 +12,7 @@ refused call changes nothing: its code travels in the reply only (there is no co
 register to report it in, unlike the Modbus handshake).
 
 Everything else happens in :meth:`SimMachine.scan`, called every scan cycle with the time,
-never read here. A scan leaves a transient state for its successor (``_NEXT``: ``starting ->
+never read here. A scan leaves a transient state for its successor (``NEXT``: ``starting ->
 execute``, ``holding -> held``, ``unholding -> execute``, ``aborting -> aborted``,
 ``clearing -> stopped``, ``resetting -> idle``) or advances the running job: elapsed time
 grows only in ``execute``; a job lasts ``expected_s / speed`` (1 s / speed when the recipe
@@ -22,7 +22,7 @@ job id, current job 0, error 0, progress 100, state ``complete``; with ``auto_re
 next scan returns to ``idle``. A fault or abort writes its error on entering ``aborting``;
 the job's end (last job id, current 0, outcome unsuccessful) lands with ``aborted``. Every
 scan bumps the heartbeat unless :attr:`SimMachine.heartbeat_stuck`. Commands other than
-Start are a transition table kept as data (``_COMMANDS``).
+Start are a transition table kept as data (``COMMANDS``).
 
 Error codes: 1 Start while not idle, 2 job id 0 or already started, 3 bad recipe, 4 command
 not allowed now, 900 aborted; faults use the codes of the ``faults`` argument.
@@ -37,6 +37,7 @@ from typing import Literal, NamedTuple
 
 from asyncua import ua
 
+from drivers.sim.packml import COMMANDS, JOB_STATES, NEXT
 from mes.domain.job import JobOutcome, MachineState
 
 S = MachineState
@@ -77,26 +78,6 @@ _INT_RANGES: dict[ua.VariantType, tuple[int, int]] = {
     V.UInt64: (0, 2**64 - 1),
 }
 RECIPE_TYPES = frozenset({V.Boolean, V.Float, V.Double, V.String, *_INT_RANGES})
-
-#: Transient state -> where the next scan takes it.
-_NEXT: dict[MachineState, MachineState] = {
-    S.STARTING: S.EXECUTE,
-    S.HOLDING: S.HELD,
-    S.UNHOLDING: S.EXECUTE,
-    S.ABORTING: S.ABORTED,
-    S.CLEARING: S.STOPPED,
-    S.RESETTING: S.IDLE,
-}
-_JOB_STATES = (S.STARTING, S.EXECUTE, S.HOLDING, S.HELD, S.UNHOLDING)
-#: (command, state) -> the transient state it starts; Start is checked apart.
-_COMMANDS: dict[tuple[Command, MachineState], MachineState] = {
-    ("hold", S.EXECUTE): S.HOLDING,
-    ("resume", S.HELD): S.UNHOLDING,
-    **{("abort", state): S.ABORTING for state in _JOB_STATES},
-    ("clear", S.ABORTED): S.CLEARING,
-    ("reset", S.COMPLETE): S.RESETTING,
-    ("reset", S.STOPPED): S.RESETTING,
-}
 
 
 class Reply(NamedTuple):
@@ -299,7 +280,7 @@ class SimMachine:
 
         Abort leaves ErrorCode 900 "job aborted"; the others clear the error.
         """
-        target = _COMMANDS.get((name, self._state))
+        target = COMMANDS.get(("unhold" if name == "resume" else name, self._state))
         if target is None:
             return Reply(False, NOT_ALLOWED)
         self._error = (ABORTED_CODE, ABORTED_TEXT) if name == "abort" else (0, "")
@@ -341,7 +322,7 @@ class SimMachine:
         """
         if code is not None and not 0 < code < 65536:
             raise ValueError(f"fault code {code} is not 1..65535")
-        if self._job == 0 or self._state not in _JOB_STATES:
+        if self._job == 0 or self._state not in JOB_STATES:
             raise RuntimeError(f"machine {self.name} runs no job to fault ({self._state.value})")
         self._fault(self._pick_fault() if code is None else code)
 
@@ -355,7 +336,7 @@ class SimMachine:
 
     def scan(self, now: float) -> None:
         """Run one scan cycle at time ``now`` (seconds, monotonic)."""
-        if self._state in _NEXT:
+        if self._state in NEXT:
             self._advance(now)
         elif self._state is S.EXECUTE:
             self._run(now)
@@ -368,7 +349,7 @@ class SimMachine:
         left = self._state
         if left is S.ABORTING and self._job:
             self._end(JobOutcome.UNSUCCESSFUL)
-        self._state = _NEXT[left]
+        self._state = NEXT[left]
         if self._state is S.EXECUTE:
             self._mark = now
 

@@ -10,12 +10,12 @@ land in the image in the same step, so a reader that sees the new ack sees the r
 Everything else happens in :meth:`SimPlc.scan`, called every scan cycle with the time
 (``loop.time()``), never read here. A scan leaves a transient state for its successor
 (``starting -> execute``, ``holding -> held``, ``aborting -> aborted``, ``completing ->
-complete``...: ``_NEXT``), or advances the running job: elapsed time grows only while in
+complete``...: ``NEXT``), or advances the running job: elapsed time grows only while in
 ``execute``; a job lasts ``expected_s / speed``; with probability ``fault_rate`` it faults
 at a seeded random fraction. Completion writes the results, outcome, last job id and
 progress 100 in one scan; with ``auto_reset`` the next scan returns to ``idle``. Every scan
 bumps the heartbeat unless :attr:`SimPlc.heartbeat_stuck`. Commands other than ``start``
-are a transition table kept as data (``_COMMANDS``). A state the map gives no code is
+are a transition table kept as data (``COMMANDS``). A state the map gives no code is
 skipped if transient; a command whose resting state has no code is refused (error 4).
 
 Error codes: 1 start while not idle, 2 job id 0 or already started, 3 bad recipe, 4 command
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from drivers.modbus.codec import CodecError, DataType, Point, Table, decode, encode
 from drivers.modbus.plcmap import PlcMap, Value
+from drivers.sim.packml import COMMANDS, JOB_STATES, NEXT
 from mes.domain.job import MachineState
 
 S = MachineState
@@ -45,29 +46,6 @@ REQUEST_LOG = 10_000
 #: Function codes that write (single/multiple coils and registers, mask write, read/write).
 WRITE_CODES = frozenset({5, 6, 15, 16, 22, 23})
 
-#: Transient state -> where the next scan takes it.
-_NEXT: dict[MachineState, MachineState] = {
-    S.STARTING: S.EXECUTE,
-    S.HOLDING: S.HELD,
-    S.UNHOLDING: S.EXECUTE,
-    S.ABORTING: S.ABORTED,
-    S.STOPPING: S.STOPPED,
-    S.CLEARING: S.STOPPED,
-    S.RESETTING: S.IDLE,
-    S.COMPLETING: S.COMPLETE,
-}
-_JOB_STATES = (S.STARTING, S.EXECUTE, S.HOLDING, S.HELD, S.UNHOLDING)
-#: (command, state) -> the transient state it starts; ``start`` is checked apart.
-_COMMANDS: dict[tuple[str, MachineState], MachineState] = {
-    ("hold", S.EXECUTE): S.HOLDING,
-    ("unhold", S.HELD): S.UNHOLDING,
-    **{("abort", state): S.ABORTING for state in _JOB_STATES},
-    ("stop", S.EXECUTE): S.STOPPING,
-    ("stop", S.HELD): S.STOPPING,
-    ("clear", S.ABORTED): S.CLEARING,
-    ("reset", S.COMPLETE): S.RESETTING,
-    ("reset", S.STOPPED): S.RESETTING,
-}
 #: Error code a command leaves when accepted (the rest leave 0).
 _ACCEPTED_ERROR = {"abort": ABORTED_CODE, "stop": STOPPED_CODE}
 #: States the job flow rests in: the map must name their codes.
@@ -265,7 +243,7 @@ class SimPlc:
         Raises:
             RuntimeError: no job is running.
         """
-        if self._job == 0 or self._state not in (*_JOB_STATES, S.COMPLETING):
+        if self._job == 0 or self._state not in (*JOB_STATES, S.COMPLETING):
             raise RuntimeError(f"PLC {self.name} runs no job to fault ({self._state.value})")
         self._fault(self._pick_fault() if code is None else code)
         self._notify()
@@ -280,7 +258,7 @@ class SimPlc:
 
     def scan(self, now: float) -> None:
         """Run one scan cycle at time ``now`` (seconds, monotonic)."""
-        if self._state in _NEXT:
+        if self._state in NEXT:
             self._advance(now)
         elif self._state is S.EXECUTE:
             self._run(now)
@@ -311,7 +289,7 @@ class SimPlc:
             self._end(self.map.unsuccessful)
         elif left is S.COMPLETING:
             self._complete()
-        self._enter(_NEXT[left], now)
+        self._enter(NEXT[left], now)
 
     def _enter(self, state: MachineState, now: float | None) -> None:
         self._state = state
@@ -323,8 +301,8 @@ class SimPlc:
         self._put_role("state", self._codes[state])
 
     def _rests_in(self, state: MachineState) -> MachineState:
-        while state not in self._codes and state in _NEXT:
-            state = _NEXT[state]
+        while state not in self._codes and state in NEXT:
+            state = NEXT[state]
         return state
 
     # -- commands ----------------------------------------------------------------
@@ -335,7 +313,7 @@ class SimPlc:
             return
         command = self.value("command")
         name = self._command_names.get(command) if isinstance(command, int) else None
-        target = _COMMANDS.get((name or "", self._state))
+        target = COMMANDS.get((name or "", self._state))
         if name == "start":
             self._start()
         elif target is not None and self._rests_in(target) in self._codes:
