@@ -40,6 +40,7 @@ from drivers.modbus.codec import (
 from drivers.modbus.link import ModbusLink
 from drivers.modbus.plcmap import PlcMap, Value
 from mes.domain.job import (
+    REFUSALS,
     CellStatus,
     Job,
     JobCompleted,
@@ -54,23 +55,6 @@ from mes.errors import DeviceUnavailable, JobRejected, NotSupported
 
 log = logging.getLogger(__name__)
 
-#: Error codes by which a PLC refuses a command (docs/modbus.md).
-REFUSALS = frozenset({1, 2, 3, 4})
-#: States a PLC passes through on its own; a command waits until it has left them.
-ACTING = frozenset(
-    {
-        MachineState.STARTING,
-        MachineState.CLEARING,
-        MachineState.RESETTING,
-        MachineState.HOLDING,
-        MachineState.UNHOLDING,
-        MachineState.SUSPENDING,
-        MachineState.UNSUSPENDING,
-        MachineState.STOPPING,
-        MachineState.ABORTING,
-        MachineState.COMPLETING,
-    }
-)
 #: How often the driver looks for the acknowledgement of a command it just wrote.
 ACK_POLL_S = 0.005
 
@@ -345,7 +329,7 @@ class ModbusCell(Driver):
         """Wait (up to the ack timeout) until the PLC leaves an acting state (clearing...)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ack_timeout_s
-        while snapshot.state in ACTING and loop.time() < deadline:
+        while snapshot.state.acting and loop.time() < deadline:
             await asyncio.sleep(ACK_POLL_S)
             snapshot = await self._read_status()
         return snapshot

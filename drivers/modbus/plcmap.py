@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from drivers.modbus.codec import Block, Point, plan_reads
-from mes.domain.job import MachineState
+from mes.domain.job import REFUSALS, STOP_CODES, MachineState
 
 Value = bool | int | float | str
 
@@ -29,16 +29,6 @@ STATUS_ROLES = (
     "progress",
     "heartbeat",
 )
-#: Error codes of the handshake itself (docs/modbus.md); a map's ``faults`` may reword them.
-HANDSHAKE_ERRORS = {
-    1: "start refused: not idle",
-    2: "start refused: job id already started (or 0)",
-    3: "start refused: bad recipe",
-    4: "command not allowed in this state",
-    900: "job aborted",
-    901: "job stopped",
-}
-
 #: Roles of the command block (besides the recipe).
 COMMAND_ROLES = ("command", "sequence", "job_id")
 
@@ -77,7 +67,9 @@ class PlcMap:
         raise KeyError(f"the register map names no code for state {state.value!r}")
 
     def fault_text(self, code: int) -> str:
-        return self.faults.get(str(code)) or HANDSHAKE_ERRORS.get(code, f"PLC error code {code}")
+        return self.faults.get(str(code)) or (REFUSALS | STOP_CODES).get(
+            code, f"PLC error code {code}"
+        )
 
     def status_points(self) -> list[Point]:
         return [self.points[r] for r in STATUS_ROLES if r in self.points]

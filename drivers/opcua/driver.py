@@ -43,6 +43,8 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from drivers.base import Driver
 from mes.domain.job import (
+    REFUSALS,
+    STOP_CODES,
     CellStatus,
     Job,
     JobCompleted,
@@ -62,25 +64,6 @@ POLICIES: dict[str, type[SecurityPolicy]] = {
 }
 #: Variables the subscription follows.
 WATCHED = ("State", "CurrentJobId", "LastJobId", "Progress")
-#: Refusal codes of the machine's methods (docs/opcua.md; the same as over Modbus).
-REFUSALS = {
-    1: "not idle",
-    2: "job id already started (or 0)",
-    3: "bad recipe",
-    4: "command not allowed in this state",
-}
-ACTING = frozenset(
-    {
-        MachineState.STARTING,
-        MachineState.CLEARING,
-        MachineState.RESETTING,
-        MachineState.HOLDING,
-        MachineState.UNHOLDING,
-        MachineState.STOPPING,
-        MachineState.ABORTING,
-        MachineState.COMPLETING,
-    }
-)
 _ERRORS = (OSError, asyncio.TimeoutError, UaError, ConnectionError)
 
 
@@ -293,7 +276,9 @@ class OpcuaCell(Driver):
                 measurements = {n: float(x) for n, x in zip(self._results, read, strict=True)}
             return JobCompleted(job_id, measurements)
         code = int(v["ErrorCode"])
-        return JobFaulted(job_id, str(code), str(v["ErrorText"] or REFUSALS.get(code, "fault")))
+        return JobFaulted(
+            job_id, str(code), str(v["ErrorText"] or (REFUSALS | STOP_CODES).get(code, "fault"))
+        )
 
     async def status(self) -> CellStatus:
         state, current, last = await self._state()
@@ -327,7 +312,7 @@ class OpcuaCell(Driver):
     async def _settle(self) -> MachineState:
         state, _, _ = await self._state()
         deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
-        while state in ACTING and asyncio.get_running_loop().time() < deadline:
+        while state.acting and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
             state, _, _ = await self._state()
         return state

@@ -50,6 +50,12 @@ class MachineState(StrEnum):
         """A job is under way (possibly paused)."""
         return self in _RUNNING
 
+    @property
+    def acting(self) -> bool:
+        """A PackML acting state the machine leaves on its own (starting, resetting...):
+        a command waits until it has."""
+        return self in _ACTING
+
 
 _RUNNING = frozenset(
     {
@@ -74,6 +80,32 @@ class ProgramKind(StrEnum):
     #: A call of a G-code generator (name + parameters, canonical JSON); made into
     #: ``GCODE`` when the step is dispatched.
     GENERATOR = "generator"
+
+
+_ACTING = frozenset(
+    {
+        MachineState.STARTING,
+        MachineState.CLEARING,
+        MachineState.RESETTING,
+        MachineState.HOLDING,
+        MachineState.UNHOLDING,
+        MachineState.SUSPENDING,
+        MachineState.UNSUSPENDING,
+        MachineState.STOPPING,
+        MachineState.ABORTING,
+        MachineState.COMPLETING,
+    }
+)
+
+#: Codes by which a machine refuses a command, and the ends it reports for a job it
+#: was told to stop: the same on every protocol (docs/modbus.md, docs/opcua.md).
+REFUSALS = {
+    1: "start refused: not idle",
+    2: "start refused: job id already started (or 0)",
+    3: "start refused: bad recipe",
+    4: "command not allowed in this state",
+}
+STOP_CODES = {900: "job aborted", 901: "job stopped"}
 
 
 @dataclass(frozen=True, slots=True)
