@@ -38,8 +38,6 @@ import multiprocessing
 import os
 import platform
 import random
-import socket
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -54,6 +52,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench_controller import filesystem, sqlite_settings  # noqa: E402
+
 from drivers.modbus.codec import decode  # noqa: E402
 from mes.bootstrap import build_controller, sim_specs, stations  # noqa: E402
 from mes.service.controller import Controller, ControllerOptions  # noqa: E402
@@ -61,6 +61,7 @@ from mes.service.order_files import OrderSpec, UnitSpec  # noqa: E402
 from mes.service.release import release  # noqa: E402
 from mes.settings import Plant, load_plant  # noqa: E402
 from mes.store import Store  # noqa: E402
+from tests.conftest import free_ports  # noqa: E402
 
 POLL_MS = 100.0
 TARGET_MS = POLL_MS + 20.0
@@ -90,18 +91,6 @@ duration_s = "ms / 1000"
 """
 
 # -- the plant ---------------------------------------------------------------------------
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 now (all held at once, then freed)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def write_plant(directory: Path, cells: int) -> Path:
@@ -368,25 +357,6 @@ def requests_in(data: dict[str, Any], window: Window) -> Counter[str]:
         for at, kind, _ in rows
         if window.start <= at <= window.end
     )
-
-
-def sqlite_settings(store: Store) -> str:
-    with store.engine.connect() as conn:
-        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-        sync = conn.exec_driver_sql("PRAGMA synchronous").scalar()
-    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-    return f"SQLite {sqlite3.sqlite_version}, journal_mode={mode}, synchronous={names.get(sync)}"
-
-
-def filesystem(path: Path) -> str:
-    """The type of the filesystem holding ``path`` (tmpfs would make fsync free)."""
-    best, kind = "", "?"
-    with open("/proc/mounts") as mounts:
-        for line in mounts:
-            _, point, fs = line.split()[:3]
-            if str(path).startswith(point) and len(point) > len(best):
-                best, kind = point, fs
-    return kind
 
 
 def main() -> None:

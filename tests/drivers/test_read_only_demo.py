@@ -11,8 +11,7 @@ from mes.bootstrap import build_controller, machine_specs, sim_specs, stations
 from mes.service.demo import random_order, run_demo
 from mes.settings import load_plant
 from mes.store import Store
-from tests.conftest import REPO
-from tests.e2e.test_crash import free_ports
+from tests.conftest import REPO, free_ports
 
 WRITES = {5, 6, 15, 16}
 

@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from mes.service.crashpoints import POINTS
 from mes.store import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, free_ports
 from tests.e2e.conftest import mes, mes_command
 from tests.e2e.test_run import Running, write_order
 
@@ -35,17 +34,6 @@ CELLS = {
 }
 RANDOM_KILLS = 20
 SEED = 20261123
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def plc_plant(tmp_path: Path) -> Path:
