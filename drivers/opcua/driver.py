@@ -104,6 +104,7 @@ class OpcuaCell(Driver):
         self._recipe: dict[str, tuple[Node, ua.VariantType]] = {}
         self._results: dict[str, Node] = {}
         self._machine: Node | None = None
+        self._ns = 0  # the namespace's index on this server, looked up once per connect
         self._subscription: Subscription | None = None
         self._values: dict[str, Any] = {}
         self._changed = asyncio.Condition()
@@ -170,7 +171,7 @@ class OpcuaCell(Driver):
     async def _find_nodes(self, client: Client) -> None:
         s = self.settings
         try:
-            ns = await client.get_namespace_index(s.namespace)
+            ns = self._ns = await client.get_namespace_index(s.namespace)
         except ValueError as exc:
             raise DeviceUnavailable(
                 f"{s.endpoint}: the server has no namespace {s.namespace!r} "
@@ -295,7 +296,7 @@ class OpcuaCell(Driver):
         if self.settings.read_only:
             raise JobRejected(f"cell {self.name} is read-only: will not call {method}")
         assert self._machine is not None and self._client is not None
-        ns = await self._client.get_namespace_index(self.settings.namespace)
+        ns = self._ns
         try:
             answer = await self._machine.call_method(f"{ns}:{method}", *args)
         except UaStatusCodeError as exc:
