@@ -31,30 +31,26 @@ A scan task calls :meth:`SimMachine.scan` for every machine every ``scan_ms`` wi
 
 Security is one policy per server: ``none`` (NoSecurity) or ``sign_encrypt``
 (Basic256Sha256, SignAndEncrypt; the server certificate and key are files). With ``users``
-only user-name tokens are offered, checked by :class:`PasswordUsers`; anonymous is refused.
-Client certificates are not checked (asyncua's default): a simulator trusts everyone.
+only user-name tokens are offered (anonymous is refused); either way no client is an
+administrator (:mod:`drivers.opcua.server`). Client certificates are not checked: a
+simulator trusts everyone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlparse
 
 from asyncua import ua
-from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.server.internal_server import InternalServer
 from asyncua.server.server import Server
-from asyncua.server.user_managers import UserManager
-from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes as Status
 
+from drivers.opcua.server import secure, stop, write
 from drivers.sim.opcua_machine import VARIABLES, Command, Reply, SimMachine, Value
 
 NAMESPACE_URI = "urn:mes-batch-of-one:sim"
@@ -82,28 +78,6 @@ def _argument(name: str, vtype: ua.VariantType) -> ua.Argument:
 
 _START_INPUTS = [_argument("JobId", V.UInt32)]
 _OUTPUTS = [_argument("Accepted", V.Boolean), _argument("ErrorCode", V.UInt16)]
-
-
-class PasswordUsers(UserManager):
-    """Users by name and password; None (access denied) for anyone else, anonymous too."""
-
-    def __init__(self, users: Mapping[str, str]) -> None:
-        self._users = dict(users)
-
-    def get_user(
-        self,
-        iserver: InternalServer,
-        username: str | None = None,
-        password: str | None = None,
-        certificate: Any = None,
-    ) -> User | None:
-        """The user if the password matches (compared in constant time), else None."""
-        expected = self._users.get(username or "")
-        if expected is None or password is None:
-            return None
-        if not hmac.compare_digest(expected.encode(), password.encode()):
-            return None
-        return User(role=UserRole.User, name=username)
 
 
 def _refusal(status: int, arguments: Sequence[int] = ()) -> ua.CallMethodResult:
@@ -208,23 +182,20 @@ class OpcuaSimServer:
             OSError: the endpoint cannot be bound.
             FileNotFoundError: the certificate or key file is missing.
         """
-        manager = PasswordUsers(self.users) if self.users is not None else None
-        self._server = server = Server(user_manager=manager)
+        self._server = server = Server()
         try:
             await server.init()
             server.set_endpoint(self.endpoint)
             server.set_server_name("mes-batch-of-one simulated machines")
             await server.set_application_uri(self.application_uri)
-            if self.security == "sign_encrypt":
-                assert self.certificate is not None and self.private_key is not None  # __init__
-                await server.load_certificate(self.certificate)
-                await server.load_private_key(self.private_key)
-                policy = ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt
-            else:
-                policy = ua.SecurityPolicyType.NoSecurity
-            server.set_security_policy([policy])
-            if self.users is not None:
-                server.set_identity_tokens([ua.UserNameIdentityToken])
+            policy = "Basic256Sha256" if self.security == "sign_encrypt" else None
+            await secure(
+                server,
+                policy,
+                certificate=self.certificate,
+                private_key=self.private_key,
+                users=self.users,
+            )
             self.namespace_index = await server.register_namespace(NAMESPACE_URI)
             for machine in self.machines.values():
                 await self._build(server, machine)
@@ -248,14 +219,7 @@ class OpcuaSimServer:
             self._scan = None
         if self._server is not None:
             server, self._server = self._server, None
-            # The ServerStatus clock ticks once a second and stop() waits for the tick to
-            # end: cancel it instead, so that a test's server stops in milliseconds.
-            if (clock := server.iserver.time_task) is not None:
-                clock.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await clock
-                server.iserver.time_task = None
-            await server.stop()
+            await stop(server)
 
     async def __aenter__(self) -> OpcuaSimServer:
         await self.start()
@@ -352,19 +316,12 @@ class OpcuaSimServer:
         async with self._lock:
             if self._server is None:
                 return
-            aspace = self._server.iserver.aspace
             for name, machine in self.machines.items():
                 pushed, nodes = self._pushed[name], self._nodes[name]
-                now = ua.DateTime.now(UTC)
                 for path, value in machine.values().items():
                     if path in pushed and pushed[path] == value:
                         continue
-                    variant = ua.Variant(value, VARIABLES.get(path, V.Double))
-                    datavalue = ua.DataValue(variant, SourceTimestamp=now, ServerTimestamp=now)
-                    status = await aspace.write_attribute_value(
-                        nodes[path], AttributeIds.Value, datavalue
-                    )
-                    status.check()  # a refusal here is a bug in the node model
+                    await write(self._server, nodes[path], value, VARIABLES.get(path, V.Double))
                     pushed[path] = value
 
     async def _scan_forever(self) -> None:
