@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +19,7 @@ from mes.service.controller import CellSetup, Controller, ControllerOptions
 from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
-from mes.settings.opcua import OpcuaDriverConfig, SimMachineConfig
+from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig, SimMachineConfig
 from mes.store import Store
 from routing.fit import Station
 from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
@@ -25,6 +27,7 @@ from routing.scheduling.optimizer import available as optimizer_available
 
 if TYPE_CHECKING:
     from drivers.sim.plant_sims import MachineSpec, SimSpec
+    from mes.faces.opcua import PlantServer
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,31 @@ def build_driver(
     return ModbusCell(cell.name, links.get(config), register_map, settings)
 
 
+def opcua_login(who: str, security: OpcuaSecurityConfig) -> tuple[str | None, str | None]:
+    """The user name and password ``security`` points at (environment or secret file).
+
+    Raises:
+        MesError: a named environment variable is unset or the secret file unreadable.
+    """
+    user = password = None
+    if security.user_env:
+        user = os.environ.get(security.user_env)
+        if user is None:
+            raise MesError(f"{who}: ${security.user_env} (its OPC UA user) is not set")
+    if security.password_env:
+        password = os.environ.get(security.password_env)
+        if password is None:
+            raise MesError(f"{who}: ${security.password_env} (its password) is not set")
+    elif security.password_file:
+        try:
+            password = Path(security.password_file).read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise MesError(
+                f"{who}: cannot read the password file {security.password_file}: {exc}"
+            ) from exc
+    return user, password
+
+
 def opcua_settings(
     name: str, config: OpcuaDriverConfig, *, read_only: bool = False
 ) -> OpcuaSettings:
@@ -156,22 +184,7 @@ def opcua_settings(
         MesError: a named environment variable is unset or a secret file unreadable.
     """
     security = config.security
-    user = password = None
-    if security.user_env:
-        user = os.environ.get(security.user_env)
-        if user is None:
-            raise MesError(f"cell {name}: ${security.user_env} (its OPC UA user) is not set")
-    if security.password_env:
-        password = os.environ.get(security.password_env)
-        if password is None:
-            raise MesError(f"cell {name}: ${security.password_env} (its password) is not set")
-    elif security.password_file:
-        try:
-            password = Path(security.password_file).read_text().splitlines()[0]
-        except (OSError, IndexError) as exc:
-            raise MesError(
-                f"cell {name}: cannot read the password file {security.password_file}: {exc}"
-            ) from exc
+    user, password = opcua_login(f"cell {name}", security)
     if security.policy == "None":
         log.warning(
             "cell %s: OPC UA without security (allow_insecure): anyone on the network can "
@@ -294,3 +307,69 @@ def build_controller(
     options = options or controller_options(plant)
     setups = cell_setups(plant, read_only=read_only)
     return Controller(store, setups, drivers, options=options, actor=actor)
+
+
+def plant_server(plant: Plant, controller: Controller, store: Store) -> PlantServer | None:
+    """The plant's OPC UA server from ``[opcua_server]``, not started; None when absent.
+
+    Raises:
+        MesError: a secret it names cannot be read, or a user without a password.
+    """
+    from mes.faces.opcua import PlantServer, PlantServerSettings
+    from mes.faces.view import PlantWatch
+
+    config = plant.config.opcua_server
+    if config is None:
+        return None
+    security = config.security
+    user, password = opcua_login("[opcua_server]", security)
+    if user is not None and password is None:
+        raise MesError(f"[opcua_server]: user {user!r} has no password (password_env or _file)")
+    if security.policy == "None":
+        log.warning(
+            "OPC UA plant server without security (allow_insecure): anyone who reaches %s "
+            "can read the plant%s",
+            config.endpoint,
+            "" if config.read_only else " and hold its cells",
+        )
+    settings = PlantServerSettings(
+        endpoint=config.endpoint,
+        namespace=config.namespace,
+        update_ms=config.update_ms,
+        read_only=config.read_only,
+        policy=None if security.policy == "None" else security.policy,
+        mode=security.mode,
+        certificate=security.certificate,
+        private_key=security.private_key,
+        trust_dir=security.trust_dir,
+        users={user: password} if user is not None and password is not None else None,
+    )
+    names = [c.name for c in plant.cells]
+    return PlantServer(plant.config.plant.name, names, PlantWatch(controller, store), settings)
+
+
+@contextlib.asynccontextmanager
+async def serving_faces(
+    plant: Plant, controller: Controller, store: Store
+) -> AsyncIterator[PlantServer | None]:
+    """Serve the plant's OPC UA face (when configured) for the duration of the block.
+
+    Raises:
+        MesError: it cannot listen, or its certificate, key or secrets cannot be read.
+    """
+    server = plant_server(plant, controller, store)
+    if server is None:
+        yield None
+        return
+    try:
+        await server.start()
+    except (OSError, ValueError) as exc:
+        raise MesError(
+            f"[opcua_server]: cannot serve {server.settings.endpoint}: {exc} (another "
+            "controller on this port? a certificate path wrong?)"
+        ) from exc
+    log.info("plant OPC UA server on %s", server.endpoint)
+    try:
+        yield server
+    finally:
+        await server.aclose()

@@ -39,12 +39,14 @@ unit_app = typer.Typer(
 cell_app = typer.Typer(help="Look at cells; hold and resume them.", no_args_is_help=True)
 step_app = typer.Typer(help="Act on steps.", no_args_is_help=True)
 alarm_app = typer.Typer(help="List and acknowledge alarms.", no_args_is_help=True)
+certs_app = typer.Typer(help="This controller's OPC UA certificate.", no_args_is_help=True)
 app.add_typer(order_app, name="order")
 app.add_typer(unit_app, name="unit")
 app.add_typer(cell_app, name="cell")
 app.add_typer(step_app, name="step")
 app.add_typer(alarm_app, name="alarm")
 app.add_typer(bench_app, name="bench")
+app.add_typer(certs_app, name="certs")
 
 DbOption = Annotated[
     str | None,
@@ -107,7 +109,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the demo plant: release random custom units and run them all to done."""
-    from mes.bootstrap import build_controller, stations
+    from mes.bootstrap import build_controller, serving_faces, stations
     from mes.service.demo import random_order, run_demo
 
     config = load_plant(plant)
@@ -118,7 +120,10 @@ def demo(
             controller = build_controller(
                 config, store, speed=speed, seed=seed, actor="demo", read_only=read_only
             )
-            return await run_demo(config, store, controller, spec, stations(config), speed=speed)
+            async with serving_faces(config, controller, store):
+                return await run_demo(
+                    config, store, controller, spec, stations(config), speed=speed
+                )
 
     try:
         spec = random_order(config, units, random.Random(seed))
@@ -232,7 +237,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the production controller; resumes whatever is unfinished in the store."""
-    from mes.bootstrap import build_controller
+    from mes.bootstrap import build_controller, serving_faces
     from mes.service.demo import Progress
 
     config = load_plant(plant)
@@ -244,12 +249,14 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, controller.stop)
-        print(
-            f"controller running: {len(config.cells)} cells, store {store.url}; "
-            "Ctrl-C stops (twice: at once)",
-            flush=True,
-        )
-        await controller.run()
+        async with serving_faces(config, controller, store) as face:
+            print(
+                f"controller running: {len(config.cells)} cells, store {store.url}"
+                + (f", plant on OPC UA at {face.endpoint}" if face else "")
+                + "; Ctrl-C stops (twice: at once)",
+                flush=True,
+            )
+            await controller.run()
 
     try:
         asyncio.run(main())
@@ -621,6 +628,34 @@ def alarm_list(
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+@certs_app.command("init")
+def certs_init(
+    pki: Annotated[Path, typer.Option("--pki", help="PKI folder.")] = Path("pki"),
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="Host name or IP it is valid for (repeatable)."),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days it is valid.")] = 730,
+    force: Annotated[bool, typer.Option(help="Replace an existing certificate.")] = False,
+) -> None:
+    """Create this controller's self-signed OPC UA application certificate and key."""
+    from mes.certs import CONTROLLER_URI, create_certificate
+
+    files = create_certificate(pki.resolve(), hosts=host or (), days=days, force=force)
+    print(
+        f"certificate {files.certificate} (application URI {CONTROLLER_URI}, {days} days)\n"
+        f"private key {files.private_key} (owner only)\n"
+        f"trust folder {files.trust_dir}: copy each OPC UA server's certificate here\n\n"
+        "in plant.toml, for each secure OPC UA cell (and [opcua_server]):\n"
+        "  [cells.driver.security]\n"
+        '  policy = "Basic256Sha256"\n'
+        f'  certificate = "{files.certificate}"\n'
+        f'  private_key = "{files.private_key}"\n'
+        f'  trust_dir = "{files.trust_dir}"\n\n'
+        f"and have each server trust {files.certificate}"
+    )
 
 
 def _plan_outline(family: Family) -> str:

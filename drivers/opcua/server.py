@@ -8,6 +8,8 @@
   and key, and (optionally) a directory of client certificates that alone are trusted.
 * :func:`write`: a value written into the address space by the server itself, with its
   variant type and source timestamp; a refusal is a bug in the node model, so it raises.
+* :func:`argument`, :func:`check_arguments`: method arguments declared and checked
+  (asyncua does not check a call's input arguments against the declaration).
 * :func:`stop`: stop a server in milliseconds (asyncua's clock task ticks once a second
   and ``stop()`` waits for the tick).
 """
@@ -17,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from asyncua import ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
@@ -30,6 +34,10 @@ from asyncua.server.internal_server import InternalServer
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.status_codes import StatusCodes as Status
+from cryptography import x509
+
+log = logging.getLogger(__name__)
 
 #: (policy, mode) -> asyncua's endpoint policy type.
 POLICY_TYPES: dict[tuple[str, str], ua.SecurityPolicyType] = {
@@ -59,9 +67,14 @@ class Logins(UserManager):
         if self._users is None:
             return User(role=UserRole.User, name=username)
         expected = self._users.get(username or "")
-        if expected is None or password is None:
-            return None
-        if not hmac.compare_digest(expected.encode(), password.encode()):
+        if (
+            expected is None
+            or password is None
+            or not hmac.compare_digest(expected.encode(), password.encode())
+        ):
+            log.warning(
+                "OPC UA login refused: %s", f"user {username!r}" if username else "anonymous"
+            )
             return None
         return User(role=UserRole.User, name=username)
 
@@ -110,7 +123,23 @@ async def secure(
                 CertificateValidatorOptions.TRUSTED_VALIDATION
                 | CertificateValidatorOptions.PEER_CLIENT
             )
-            server.set_certificate_validator(CertificateValidator(options, store))
+            validator = CertificateValidator(options, store)
+
+            async def check(certificate: x509.Certificate, app: ua.ApplicationDescription) -> None:
+                try:
+                    await validator(certificate, app)
+                except ServiceError as exc:
+                    log.warning(
+                        "OPC UA client %s (%s) refused: %s; if it may connect, copy its "
+                        "certificate into %s",
+                        app.ApplicationUri,
+                        certificate.subject.rfc4514_string(),
+                        ua.StatusCode(exc.code).name,
+                        trust_dir,
+                    )
+                    raise
+
+            server.set_certificate_validator(check)
     server.iserver.set_user_manager(Logins(users))
     if users is not None:
         server.set_identity_tokens([ua.UserNameIdentityToken])
@@ -138,3 +167,31 @@ async def stop(server: Server) -> None:
             await clock
         server.iserver.time_task = None
     await server.stop()
+
+
+def argument(name: str, vtype: ua.VariantType) -> ua.Argument:
+    """A scalar method argument of type ``vtype``."""
+    return ua.Argument(Name=name, DataType=ua.NodeId(ua.Int32(vtype.value)), ValueRank=-1)
+
+
+def refusal(status: int, arguments: Sequence[int] = ()) -> ua.CallMethodResult:
+    """A method call refused with ``status`` (and a status per input argument)."""
+    return ua.CallMethodResult(
+        StatusCode=ua.StatusCode(ua.UInt32(status)),
+        InputArgumentResults=[ua.StatusCode(ua.UInt32(code)) for code in arguments],
+    )
+
+
+def check_arguments(
+    args: Sequence[ua.Variant], types: Sequence[ua.VariantType]
+) -> ua.CallMethodResult | None:
+    """A refusal if ``args`` do not match ``types`` in number and variant type, else None."""
+    if len(args) != len(types):
+        return refusal(
+            Status.BadArgumentsMissing if len(args) < len(types) else Status.BadTooManyArguments
+        )
+    codes = [
+        Status.Good if a.VariantType == t else Status.BadTypeMismatch
+        for a, t in zip(args, types, strict=True)
+    ]
+    return refusal(Status.BadInvalidArgument, codes) if any(codes) else None

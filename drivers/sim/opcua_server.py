@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -48,9 +48,8 @@ from urllib.parse import urlparse
 
 from asyncua import ua
 from asyncua.server.server import Server
-from asyncua.ua.status_codes import StatusCodes as Status
 
-from drivers.opcua.server import secure, stop, write
+from drivers.opcua.server import argument, check_arguments, secure, stop, write
 from drivers.sim.opcua_machine import VARIABLES, Command, Reply, SimMachine, Value
 
 NAMESPACE_URI = "urn:mes-batch-of-one:sim"
@@ -72,34 +71,8 @@ METHODS: dict[str, Command | None] = {
 }
 
 
-def _argument(name: str, vtype: ua.VariantType) -> ua.Argument:
-    return ua.Argument(Name=name, DataType=ua.NodeId(ua.Int32(vtype.value)), ValueRank=-1)
-
-
-_START_INPUTS = [_argument("JobId", V.UInt32)]
-_OUTPUTS = [_argument("Accepted", V.Boolean), _argument("ErrorCode", V.UInt16)]
-
-
-def _refusal(status: int, arguments: Sequence[int] = ()) -> ua.CallMethodResult:
-    return ua.CallMethodResult(
-        StatusCode=ua.StatusCode(ua.UInt32(status)),
-        InputArgumentResults=[ua.StatusCode(ua.UInt32(code)) for code in arguments],
-    )
-
-
-def _check_arguments(
-    args: Sequence[ua.Variant], types: Sequence[ua.VariantType]
-) -> ua.CallMethodResult | None:
-    """A refusal if ``args`` do not match ``types`` in number and variant type, else None."""
-    if len(args) != len(types):
-        return _refusal(
-            Status.BadArgumentsMissing if len(args) < len(types) else Status.BadTooManyArguments
-        )
-    codes = [
-        Status.Good if a.VariantType == t else Status.BadTypeMismatch
-        for a, t in zip(args, types, strict=True)
-    ]
-    return _refusal(Status.BadInvalidArgument, codes) if any(codes) else None
+_START_INPUTS = [argument("JobId", V.UInt32)]
+_OUTPUTS = [argument("Accepted", V.Boolean), argument("ErrorCode", V.UInt16)]
 
 
 class OpcuaSimServer:
@@ -291,7 +264,7 @@ class OpcuaSimServer:
 
         async def call(parent: ua.NodeId, *args: ua.Variant) -> MethodResult:
             types = [V.UInt32] if command is None else []
-            if (refusal := _check_arguments(args, types)) is not None:
+            if (refusal := check_arguments(args, types)) is not None:
                 return refusal
             if command is None:
                 reply = machine.start(int(args[0].Value), self._read_recipe(machine))

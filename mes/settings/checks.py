@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from mes.settings.issues import Issue, describe
 from mes.settings.modbus import ModbusDriverConfig, map_problems
-from mes.settings.opcua import OpcuaDriverConfig
+from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig
 from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
 from mes.settings.toml_lines import KeyLines, KeyPath
@@ -69,13 +69,15 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
             Issue(("register_maps", name, *path), reason)
             for path, reason in map_problems(register_map)
         )
+    if config.opcua_server is not None:
+        issues.extend(_security_issues(("opcua_server", "security"), config.opcua_server.security))
     return issues
 
 
 def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]:
     driver = cell.driver
     if isinstance(driver, OpcuaDriverConfig):
-        return _opcua_issues(i, driver)
+        return _security_issues(("cells", i, "driver", "security"), driver.security)
     if not isinstance(driver, ModbusDriverConfig):
         return []
     issues = []
@@ -97,9 +99,7 @@ def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]
     return issues
 
 
-def _opcua_issues(i: int, driver: OpcuaDriverConfig) -> list[Issue]:
-    security = driver.security
-    path = ("cells", i, "driver", "security")
+def _security_issues(path: KeyPath, security: OpcuaSecurityConfig) -> list[Issue]:
     if security.policy == "None":
         if not security.allow_insecure:
             return [

@@ -29,11 +29,13 @@ class OpcuaSecurityConfig(Model):
     """This controller's application certificate (DER or PEM), from ``mes certs init``."""
     private_key: str | None = None
     trust_dir: str | None = None
-    """Directory of server certificates this controller trusts."""
+    """Directory of the peers' certificates trusted: the servers a cell connects to, or
+    the clients the plant's own server lets in. Unset: any certificate is accepted."""
     allow_insecure: bool = False
     """Needed for policy ``None``; the controller warns at start."""
     user_env: str | None = None
-    """Environment variable holding the user name (anonymous when unset)."""
+    """Environment variable holding the user name: the one a cell logs in with, or the one
+    the plant's server lets in (anonymous when unset)."""
     password_env: str | None = None
     password_file: str | None = None
     """A file whose first line is the password (mode 0600 expected)."""
@@ -80,3 +82,18 @@ class OpcuaDriverConfig(Model):
     read_only: bool = False
     """Monitor only: no write and no method call is ever sent."""
     sim: SimMachineConfig | None = None
+
+
+class OpcuaServerConfig(Model):
+    """``[opcua_server]``: the plant as an OPC UA server that SCADA and HMI clients browse
+    and subscribe to (cells, their units and steps, progress, counts, alarms, totals)."""
+
+    endpoint: NonBlank = "opc.tcp://127.0.0.1:4850/mes"
+    """Where it listens; ``0.0.0.0`` for every interface."""
+    namespace: NonBlank = "urn:mes-batch-of-one:plant"
+    update_ms: float = Field(default=500.0, ge=50.0)
+    """How often the values are brought up to date."""
+    read_only: bool = True
+    """Values only. False adds ``Hold(Reason)`` and ``Resume()`` methods to each cell,
+    queued as operator requests like ``mes cell hold``."""
+    security: OpcuaSecurityConfig = Field(default_factory=OpcuaSecurityConfig)

@@ -22,7 +22,7 @@ from pydantic import Field
 from mes.settings.base import Capability, Identifier, Name, NonBlank
 from mes.settings.base import Model as _Model
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, RegisterMap
-from mes.settings.opcua import OpcuaDriverConfig
+from mes.settings.opcua import OpcuaDriverConfig, OpcuaServerConfig
 
 # -- plant.toml -------------------------------------------------------------------
 
@@ -119,6 +119,8 @@ class PlantConfig(_Model):
     cells: list[CellConfig] = Field(min_length=1)
     register_maps: dict[Name, RegisterMap] = Field(default_factory=dict)
     """Named Modbus register maps, shared by the PLC cells that name them."""
+    opcua_server: OpcuaServerConfig | None = None
+    """The plant as an OPC UA server (off when absent)."""
 
 
 # -- products/*.toml --------------------------------------------------------------

@@ -186,6 +186,18 @@ class Changes:
         )
 
 
+@dataclass(slots=True)
+class PlantCounts:
+    """Grouped counts for a plant view (see :meth:`Store.plant_counts`)."""
+
+    units: dict[str, int] = field(default_factory=dict)
+    """Unit state -> units."""
+    jobs: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Cell -> job state -> jobs."""
+    alarms: dict[str, list[str]] = field(default_factory=dict)
+    """Cell ("" for the plant) -> texts of its active alarms, newest first."""
+
+
 class Store:
     """Durable record of orders, units, steps, jobs, cells and the journal."""
 
@@ -607,6 +619,25 @@ class Store:
     def cells(self) -> list[dict[str, Any]]:
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(select(CELLS).order_by(CELLS.c.name))]
+
+    def plant_counts(self) -> PlantCounts:
+        """Units by state, finished jobs by cell and state, open alarms by cell: the
+        totals a plant view shows (three grouped counts, one read transaction)."""
+        counts = PlantCounts()
+        jobs = select(JOBS.c.cell, JOBS.c.state, func.count()).group_by(JOBS.c.cell, JOBS.c.state)
+        units = select(UNITS.c.state, func.count()).group_by(UNITS.c.state)
+        alarms = (
+            select(ALARMS.c.cell, ALARMS.c.text)
+            .where(ALARMS.c.active.is_(True))
+            .order_by(ALARMS.c.id.desc())
+        )
+        with self._read() as conn:
+            counts.units = {state: int(n) for state, n in conn.execute(units)}
+            for cell, state, n in conn.execute(jobs):
+                counts.jobs.setdefault(cell, {})[state] = int(n)
+            for cell, text in conn.execute(alarms):
+                counts.alarms.setdefault(cell, []).append(text)
+        return counts
 
     def unit_states(self, order_ids: Iterable[str] | None = None) -> dict[str, str]:
         """Unit id -> state, optionally only for the given orders."""

@@ -84,3 +84,28 @@ def test_user_and_password_come_from_the_environment_or_a_file(
     settings = opcua_settings("m", config)
     assert (settings.user, settings.password, settings.policy) == ("operator", "s3cret", None)
     assert "s3cret" not in repr(settings)
+
+
+SERVER = """
+[opcua_server]
+endpoint = "opc.tcp://0.0.0.0:4850/mes"
+[opcua_server.security]
+"""
+
+
+def test_the_plant_server_takes_the_same_security_rules(tmp_path: Path) -> None:
+    cell = 'policy = "None"\nallow_insecure = true\n'
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, cell + SERVER + 'policy = "None"\n')
+    (problem,) = info.value.problems
+    assert problem.path == "opcua_server.security.policy" and problem.line == 18
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, cell + SERVER + "user_env = 'SCADA_USER'\n")
+    assert [p.path for p in info.value.problems] == [
+        "opcua_server.security.certificate",
+        "opcua_server.security.private_key",
+    ]
+    server = load(tmp_path, cell + SERVER + 'policy = "None"\nallow_insecure = true\n')
+    config = server.config.opcua_server
+    assert config is not None and config.read_only and config.update_ms == 500.0
+    assert load(tmp_path, cell).config.opcua_server is None
