@@ -243,7 +243,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     write(tmp_path, 'owner = "me"\n' + PLANT)
     problem = only_problem(tmp_path)
     assert (problem.line, problem.path) == (1, "owner")
-    assert problem.reason == "unknown key (allowed: plant, cells, register_maps)"
+    assert problem.reason == "unknown key (allowed: plant, cells, register_maps, opcua_server)"
 
 
 def test_unknown_driver_kind(tmp_path: Path) -> None:
