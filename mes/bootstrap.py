@@ -42,6 +42,7 @@ def cell_setups(plant: Plant, *, read_only: bool = False) -> list[CellSetup]:
             driver_kind=c.driver.kind,
             factors=dict(c.duration_factors),
             rerun_interrupted=c.rerun_interrupted,
+            confirm_after_job=c.confirm_after_job or "",
             setup_s=dict(c.setup_s),
             read_only=read_only or getattr(c.driver, "read_only", False),
             backoff=backoff(c.reconnect),

@@ -426,7 +426,7 @@ def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     rows = [
         [
             c["name"],
-            c["state"],
+            c["state"] + (f" (waiting: {c['waiting_for']})" if c.get("waiting_for") else ""),
             c["driver_kind"],
             ", ".join(c["capabilities"]),
             str(c["job_id"] or ""),
@@ -550,6 +550,13 @@ for _group, _name, _action, _metavar, _doc in (
         "Hold a cell: no new job goes to it (a running job ends first). Needs no login.",
     ),
     (cell_app, "resume", "cell.resume", "NAME", "Resume a held cell."),
+    (
+        cell_app,
+        "confirm",
+        "cell.confirm",
+        "NAME",
+        "Confirm what a cell waits for between jobs (bed cleared, stock changed).",
+    ),
     (
         unit_app,
         "hold",

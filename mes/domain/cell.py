@@ -7,7 +7,9 @@ controller records the result and resets it to ``idle``. A fault makes it ``abor
 clearing it (operator or automatic recovery) makes it ``stopped`` and a reset ``idle``.
 An operator may ``hold`` an idle cell so no new job goes to it, or ``pause`` one running a
 job on a machine that can (``held`` with its job; ``resume`` goes back to ``execute``; the
-job may still end or fault while held). Losing the link from any
+job may still end or fault while held). A cell that needs an operator between jobs is
+held after each job with what it waits for (``waiting_for``) until one confirms it.
+Losing the link from any
 state makes it ``offline``. State names follow PackML (ISA-TR88.00.02) so devices are
 mapped by name, never by integer code.
 """
@@ -79,6 +81,12 @@ class Cell:
     driver_kind: str
     state: CellState = CellState.OFFLINE
     job_id: int | None = None
+    hold: str = ""
+    """Why an operator holds the cell ("" : no hold): it is held, or will be when its
+    job ends, until resumed, across lost links and restarts."""
+    waiting_for: str = ""
+    """What an operator must do and confirm before the cell takes a job (a printer's bed
+    cleared, a CNC's stock changed); the cell is ``held`` meanwhile. Empty: nothing."""
 
     def handle(self, event: CellEvent, at: datetime) -> Transition:
         """Apply ``event`` at time ``at``.

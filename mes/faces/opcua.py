@@ -14,7 +14,8 @@ node ids (``ns=2;s=Plant.Cells.printer-1.State``)::
             State String (idle, execute, held, offline...), Online Boolean,
             StateSince DateTime, Unit String, Step String, JobId UInt32,
             Progress Double (percent), JobsDone UInt32, JobsFailed UInt32,
-            ActiveAlarms UInt32, Alarm String (the newest active alarm's text)
+            ActiveAlarms UInt32, Alarm String (the newest active alarm's text),
+            WaitingFor String (what an operator must do and confirm; "" when nothing)
             Hold(Reason String) -> RequestId UInt32, Resume() -> RequestId UInt32
                 (only when the server is not read-only)
 
@@ -75,6 +76,7 @@ CELL_VARIABLES: dict[str, ua.VariantType] = {
     "JobsFailed": V.UInt32,
     "ActiveAlarms": V.UInt32,
     "Alarm": V.String,
+    "WaitingFor": V.String,
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -128,6 +130,7 @@ def cell_values(view: PlantView) -> dict[str, dict[str, object]]:
             "JobsFailed": c.jobs_failed,
             "ActiveAlarms": len(c.alarms),
             "Alarm": c.alarms[0] if c.alarms else "",
+            "WaitingFor": c.waiting_for,
         }
         for c in view.cells
     }

@@ -43,6 +43,8 @@ class CellView:
     jobs_failed: int = 0
     alarms: tuple[str, ...] = ()
     """Texts of its active alarms, newest first."""
+    waiting_for: str = ""
+    """What an operator must do and confirm before it takes a job ("": nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class PlantWatch:
                         for s in (StepState.FAILED, StepState.INTERRUPTED, StepState.ABORTED)
                     ),
                     alarms=tuple(counts.alarms.get(name, ())),
+                    waiting_for=cell.waiting_for,
                 )
             )
         every = tuple(text for texts in counts.alarms.values() for text in texts)

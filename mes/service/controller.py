@@ -88,6 +88,8 @@ class CellSetup:
     read_only: bool = False
     #: Reconnect delays for this cell (default: the controller's).
     backoff: Backoff | None = None
+    #: What an operator must do and confirm after each job ("" : nothing).
+    confirm_after_job: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,6 @@ class Controller:
         self._job_ids: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
         #: Cells an operator held while they ran a job: held when it ends.
-        self.hold_after_job: set[str] = set()
         #: Cells being reconciled after a (re)connect: no new job until that is recorded.
         self._reconciling: set[str] = set()
         #: Cells whose job's end is being recorded: they may be given their next job
@@ -249,7 +250,11 @@ class Controller:
 
     async def _load(self) -> None:
         now = self.clock()
-        await asyncio.to_thread(self.store.register_cells, self.cells.values(), now)
+        before = await asyncio.to_thread(self.store.register_cells, self.cells.values(), now)
+        for name, row in before.items():
+            if (cell := self.cells.get(name)) is not None:
+                cell.waiting_for = row.get("waiting_for") or ""
+                cell.hold = row.get("hold") or ""
         self._last_event = await asyncio.to_thread(self.store.last_event_id)
         units = await asyncio.to_thread(self.store.load_units)
         ids = [s.program_id for u in units for s in u.steps]
@@ -707,17 +712,39 @@ class Controller:
             changes.add(Event.of(cell.handle(CellEvent.CLEAR, now), self.actor))
         if cell.state in (CellState.COMPLETE, CellState.STOPPED):
             changes.add(Event.of(cell.handle(CellEvent.RESET, now), self.actor))
-        if cell.state is CellState.IDLE and cell.name in self.hold_after_job:
-            self.hold_after_job.discard(cell.name)
+        prompt = self.setups[cell.name].confirm_after_job
+        if cell.state is CellState.IDLE and prompt:
+            self.wait_for_operator(cell, prompt, f"job {cell.job_id} ended", changes, now)
+        elif cell.state is CellState.IDLE and cell.hold:
             changes.add(
                 Event.of(
                     cell.handle(CellEvent.HOLD, now),
                     self.actor,
-                    reason="an operator held it during its job",
+                    reason=f"an operator held it during its job: {cell.hold}",
                 )
             )
         cell.job_id = None
         changes.add(cell)
+
+    def wait_for_operator(
+        self, cell: Cell, prompt: str, why: str, changes: Changes, now: datetime
+    ) -> None:
+        """Hold idle ``cell`` until an operator confirms ``prompt`` (mes cell confirm)."""
+        self.ready.dispatcher.cell_down(cell.name)
+        if cell.waiting_for != prompt:  # not raised yet (a restart finds it raised)
+            changes.alarm(
+                "low",
+                f"waiting for an operator: {prompt} ({why}); then mes cell confirm {cell.name}",
+                now,
+                cell=cell.name,
+                subject="attend",
+                code="attend",
+            )
+        cell.waiting_for = prompt
+        changes.add(
+            Event.of(cell.handle(CellEvent.HOLD, now), self.actor, waiting_for=prompt, reason=why),
+            cell,
+        )
 
     async def _unmakeable(self, step: Step, reason: str) -> None:
         """A step whose program cannot be made: abort it and fail its unit (no cell can

@@ -80,20 +80,27 @@ async def hold_cell(
     controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
 ) -> str:
     cell = _cell(controller, request["target"])
-    if cell.state is CellState.HELD or cell.name in controller.hold_after_job:
+    if cell.hold:
         return "already held"
+    if cell.state is CellState.EXECUTE:
+        try:
+            await _control(controller, cell.name, "hold")
+            paused = True
+        except NotSupported:
+            paused = False
     controller.ready.dispatcher.cell_down(cell.name)
+    cell.hold = request["reason"] or f"held by {request['actor']}"
+    changes.add(cell)
+    if cell.state is CellState.HELD:
+        return f"held (it also waits for an operator to {cell.waiting_for})"
     if cell.state is CellState.IDLE:
         changes.add(
             Event.of(cell.handle(CellEvent.HOLD, now), request["actor"], reason=request["reason"]),
             cell,
         )
         return "held"
-    controller.hold_after_job.add(cell.name)
     if cell.state is CellState.EXECUTE:
-        try:
-            await _control(controller, cell.name, "hold")
-        except NotSupported:
+        if not paused:
             return f"held after its current job (cell {cell.name} cannot pause a job)"
         changes.add(
             Event.of(cell.handle(CellEvent.PAUSE, now), request["actor"], reason=request["reason"]),
@@ -118,6 +125,11 @@ async def resume_cell(
     controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
 ) -> str:
     cell = _cell(controller, request["target"])
+    if cell.waiting_for:
+        raise DomainError(
+            f"cell {cell.name} waits for an operator to {cell.waiting_for}; once that is "
+            f"done: mes cell confirm {cell.name}"
+        )
     if cell.state is CellState.HELD and cell.job_id is not None:  # paused with its job
         try:
             await _control(controller, cell.name, "resume")
@@ -129,9 +141,8 @@ async def resume_cell(
             ),
             cell,
         )
-        controller.hold_after_job.discard(cell.name)
-    elif cell.name in controller.hold_after_job:
-        controller.hold_after_job.discard(cell.name)
+    elif cell.hold and cell.state is not CellState.HELD:
+        pass  # the hold was to come when its job ends: no longer
     elif cell.state is CellState.HELD:
         changes.add(
             Event.of(
@@ -141,8 +152,35 @@ async def resume_cell(
         )
     else:
         raise DomainError(f"cell {cell.name} is not held (it is {cell.state.value})")
+    cell.hold = ""
+    changes.add(cell)
     controller.ready.dispatcher.cell_up(cell.name, cell.capabilities)
     return "resumed"
+
+
+async def confirm_cell(
+    controller: Controller, request: dict[str, Any], changes: Changes, now: datetime
+) -> str:
+    """An operator did what the cell waited for (bed cleared, stock changed)."""
+    cell = _cell(controller, request["target"])
+    if not cell.waiting_for:
+        raise DomainError(f"cell {cell.name} waits for no confirmation (it is {cell.state.value})")
+    done, cell.waiting_for = cell.waiting_for, ""
+    changes.clear(cell.name, "attend", now)
+    changes.add(cell)
+    if cell.hold:
+        return f"confirmed ({done}); still held: {cell.hold}"
+    changes.add(
+        Event.of(
+            cell.handle(CellEvent.UNHOLD, now),
+            request["actor"],
+            confirmed=done,
+            reason=request["reason"],
+        ),
+        cell,
+    )
+    controller.ready.dispatcher.cell_up(cell.name, cell.capabilities)
+    return f"confirmed ({done}); it takes the next job"
 
 
 async def hold_unit(
@@ -302,6 +340,7 @@ async def ack_alarm(
 HANDLERS: dict[str, Handler] = {
     "cell.hold": hold_cell,
     "cell.resume": resume_cell,
+    "cell.confirm": confirm_cell,
     "unit.hold": hold_unit,
     "unit.release": release_unit,
     "unit.scrap": scrap_unit,

@@ -11,9 +11,10 @@ found finished settles its step without moving the cell (see ``Controller.job_fi
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mes.domain import CellEvent, CellStatus, Event, StepEvent, StepState
+from mes.domain import Cell, CellEvent, CellState, CellStatus, Event, StepEvent, StepState
 from mes.domain.step import ON_CELL
 from mes.service.supervisor import Action
 from mes.store import Changes
@@ -96,6 +97,8 @@ async def reconcile(controller: Controller, name: str, status: CellStatus) -> Ac
             action = Action("start", job)
         else:
             controller._interrupt(step, changes, "the cell no longer knows this job", now)
+    if action is None and cell.state is CellState.IDLE:
+        _hold_again(controller, cell, step is not None, changes, now)
     try:
         await controller.recorder.commit(changes)
         if finished is not None:
@@ -104,3 +107,25 @@ async def reconcile(controller: Controller, name: str, status: CellStatus) -> Ac
         controller._reconciling.discard(name)
     controller._wake.set()
     return action
+
+
+def _hold_again(
+    controller: Controller, cell: Cell, ended_a_job: bool, changes: Changes, now: datetime
+) -> None:
+    """Hold a connected idle cell again if an operator's hold or confirmation is due: an
+    operator holds it (a hold outlives lost links and restarts), it waits for a
+    confirmation, or needs one after a job it ended while the controller was away."""
+    prompt = controller.setups[cell.name].confirm_after_job
+    if cell.waiting_for or (prompt and ended_a_job):
+        why = "a job ended while the controller was away" if ended_a_job else "still waiting"
+        controller.wait_for_operator(cell, cell.waiting_for or prompt, why, changes, now)
+    elif cell.hold:
+        controller.ready.dispatcher.cell_down(cell.name)
+        changes.add(
+            Event.of(
+                cell.handle(CellEvent.HOLD, now),
+                controller.actor,
+                reason=f"still held by an operator: {cell.hold}",
+            ),
+            cell,
+        )

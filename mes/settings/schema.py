@@ -93,6 +93,9 @@ class CellConfig(_Model):
     capabilities: list[Capability] = Field(min_length=1)
     area: str = ""
     rerun_interrupted: bool = False
+    confirm_after_job: NonBlank | None = None
+    """What an operator must do between jobs (``"clear the bed"``): after every job the
+    cell waits, held, until one confirms it (``mes cell confirm NAME``)."""
     duration_factors: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
     setup_s: dict[Identifier, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
     """Seconds to change over when a step attribute (material, colour, tool) changes."""

@@ -82,6 +82,8 @@ def _apply(conn: Connection, changes: Changes) -> None:
                     "k": c.name,
                     "state": c.state.value,
                     "job_id": c.job_id,
+                    "hold": c.hold,
+                    "waiting_for": c.waiting_for,
                     **({"updated_at": at} if at else {}),
                 }
                 for c in changes.cells.values()

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, Index, Table, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -128,6 +128,8 @@ class CellRow(SQLModel, table=True):
     driver_kind: str
     state: str
     job_id: int | None = None
+    hold: str = ""
+    waiting_for: str = ""
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 

@@ -171,7 +171,7 @@ PLANT_CASES = {
         'name = "bench-1"\narea = "east"\ncolour = "red"',
         13,
         "cells[1].colour",
-        "unknown key (allowed: name, capabilities, area, rerun_interrupted, "
+        "unknown key (allowed: name, capabilities, area, rerun_interrupted, confirm_after_job, "
         "duration_factors, setup_s, machine, reconnect, driver)",
     ),
     "capabilities of the wrong type": (
