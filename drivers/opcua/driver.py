@@ -9,7 +9,8 @@ Theory of operation (the node model is in ``docs/opcua.md``):
   ``State``, ``CurrentJobId``, ``LastJobId`` and ``Progress`` by data change, not polling.
   A lost session (asyncua's watchdog) ends the subscription with ``DeviceUnavailable``.
 * **Command.** State is read before anything is written. A start writes the recipe,
-  each value as its node's declared variant type (no Int64 into a UInt16), then calls
+  each value as its node's declared variant type (no Int64 into a UInt16; a value that
+  does not fit refuses the job before anything is written), then calls
   ``Start(JobId: UInt32)``; the method's answer says accepted or the refusal code. A job
   the machine runs or has finished is never started again (idempotent by job id).
   Hold, resume and abort are the machine's methods.
@@ -23,6 +24,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,9 +235,11 @@ class OpcuaCell(Driver):
 
     def status_change_notification(self, status: Any) -> None:
         """asyncua's callback: the subscription ended (session lost)."""
-        self._failure = DeviceUnavailable(
-            f"{self.settings.endpoint}: subscription ended ({status})"
-        )
+        if self._failure is None:  # asyncua reports the lost session first: keep its reason
+            code = getattr(getattr(status, "Status", None), "name", status)  # "BadShutdown"
+            self._failure = DeviceUnavailable(
+                f"{self.settings.endpoint}: subscription ended ({code})"
+            )
         asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:
@@ -405,27 +410,53 @@ def _machine_state(value: object) -> MachineState:
         return MachineState.UNKNOWN
 
 
+#: Whole-number variant types and their ranges.
+_INTEGERS: dict[ua.VariantType, tuple[int, int]] = {
+    ua.VariantType.SByte: (-(2**7), 2**7 - 1),
+    ua.VariantType.Byte: (0, 2**8 - 1),
+    ua.VariantType.Int16: (-(2**15), 2**15 - 1),
+    ua.VariantType.UInt16: (0, 2**16 - 1),
+    ua.VariantType.Int32: (-(2**31), 2**31 - 1),
+    ua.VariantType.UInt32: (0, 2**32 - 1),
+    ua.VariantType.Int64: (-(2**63), 2**63 - 1),
+    ua.VariantType.UInt64: (0, 2**64 - 1),
+}
+#: Floating-point variant types and their largest finite magnitude.
+_FLOATS: dict[ua.VariantType, float] = {
+    ua.VariantType.Float: 3.4028234663852886e38,
+    ua.VariantType.Double: sys.float_info.max,
+}
+
+
 def _as(vtype: ua.VariantType, value: object) -> object:
-    """``value`` as the Python type asyncua encodes as ``vtype`` (range-checked)."""
-    ranges = {
-        ua.VariantType.UInt16: (0, 65535),
-        ua.VariantType.UInt32: (0, 2**32 - 1),
-        ua.VariantType.Int16: (-(2**15), 2**15 - 1),
-        ua.VariantType.Int32: (-(2**31), 2**31 - 1),
-    }
+    """``value`` as the Python type asyncua encodes as ``vtype`` (range-checked).
+
+    Raises:
+        TypeError: a value of another kind (text for a number, a number for text or
+            Boolean), or a variant type the driver does not write.
+        ValueError: a number outside the type's range, or not whole for an integer type.
+    """
     if vtype is ua.VariantType.Boolean:
         if not isinstance(value, bool):
             raise TypeError("expected true or false")
         return value
     if vtype is ua.VariantType.String:
-        return str(value)
+        if not isinstance(value, str):
+            raise TypeError("expected text")
+        return value
+    if vtype not in _INTEGERS and vtype not in _FLOATS:
+        raise TypeError("the driver does not write this type")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("expected a number")
-    if vtype in ranges:
-        low, high = ranges[vtype]
-        if value != int(value) or not low <= value <= high:
-            raise ValueError(f"outside {low}..{high} or not whole")
+    if vtype in _INTEGERS:
+        low, high = _INTEGERS[vtype]
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("not a whole number")
+        if not low <= value <= high:
+            raise ValueError(f"outside {low}..{high}")
         return int(value)
+    if abs(value) > _FLOATS[vtype] or not math.isfinite(value):  # a huge int: no isfinite
+        raise ValueError(f"not a finite number within +-{_FLOATS[vtype]:g}")
     return float(value)
 
 

@@ -134,7 +134,7 @@ async def secure(
                         "certificate into %s",
                         app.ApplicationUri,
                         certificate.subject.rfc4514_string(),
-                        ua.StatusCode(exc.code).name,
+                        ua.StatusCode(ua.UInt32(exc.code)).name,
                         trust_dir,
                     )
                     raise

@@ -1,7 +1,9 @@
 """The job contract every driver keeps, run against each driver wired to a real peer.
 
-Backends: the in-process simulated cell, and the Modbus driver talking to the simulated
-PLC over Modbus TCP on a socket and over Modbus RTU on a pty.
+Backends: the in-process simulated cell; the Modbus driver talking to the simulated PLC
+over Modbus TCP on a socket and over Modbus RTU on a pty; the OPC UA driver talking to the
+simulated machine's asyncua server without security, and over Basic256Sha256
+SignAndEncrypt with a user login (certificates made once per run, ``conftest.pki``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -98,12 +101,15 @@ async def sim_rig() -> AsyncIterator[Rig]:
 
 
 @contextlib.asynccontextmanager
-async def opcua_rig() -> AsyncIterator[Rig]:
+async def opcua_rig(pki: Path | None = None) -> AsyncIterator[Rig]:
+    """The simulated machine behind its OPC UA server; secured (SignAndEncrypt, user login,
+    the server's certificate trusted) with the certificates in ``pki``."""
     from asyncua import ua
 
     from drivers.opcua.driver import OpcuaCell, OpcuaSettings
     from drivers.sim.opcua_machine import SimMachine
     from drivers.sim.opcua_server import OpcuaSimServer
+    from tests.drivers.conftest import secure_login, secure_server
 
     types = ua.VariantType
     machine = SimMachine(
@@ -113,13 +119,15 @@ async def opcua_rig() -> AsyncIterator[Rig]:
         faults={102: "part not detected"},
         speed=SPEED,
     )
-    async with OpcuaSimServer([machine], scan_ms=5) as server:
+    security = secure_server(pki) if pki is not None else {}
+    async with OpcuaSimServer([machine], scan_ms=5, **security) as server:
         settings = OpcuaSettings(
             endpoint=server.endpoint,
             namespace="urn:mes-batch-of-one:sim",
             machine="rig-1",
             results=("cycle_s", "load_n"),
             publishing_ms=20,
+            **(secure_login(pki) if pki is not None else {}),
         )
         driver = OpcuaCell("rig-1", settings)
         await driver.connect()
@@ -129,12 +137,14 @@ async def opcua_rig() -> AsyncIterator[Rig]:
             await driver.aclose()
 
 
-@pytest.fixture(params=["sim", "modbus-tcp", "modbus-rtu", "opcua"])
+@pytest.fixture(params=["sim", "modbus-tcp", "modbus-rtu", "opcua", "opcua-secure"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     if request.param == "sim":
         maker = sim_rig()
     elif request.param == "opcua":
         maker = opcua_rig()
+    elif request.param == "opcua-secure":
+        maker = opcua_rig(request.getfixturevalue("pki"))
     else:
         maker = modbus_rig(request.param.split("-")[1])
     async with maker as made:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,14 @@ import pytest_asyncio
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
-from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.ua.status_codes import StatusCodes as Status
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from drivers.sim.opcua_machine import Command, Reply, SimMachine, Value
-from drivers.sim.opcua_server import APPLICATION_URI, NAMESPACE_URI, OpcuaSimServer
+from drivers.sim.opcua_server import NAMESPACE_URI, OpcuaSimServer
 from drivers.sim.plant_sims import JobLog
+from mes.certs import CONTROLLER_URI
 from mes.domain.job import MachineState as S
 
 V = ua.VariantType
@@ -517,21 +515,13 @@ async def test_a_restarted_server_keeps_its_port_and_the_machines_state() -> Non
 
 # -- security --------------------------------------------------------------------------
 
-CLIENT_URI = "urn:mes-batch-of-one:test-client"
+CLIENT_URI = CONTROLLER_URI
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with server.der/.pem and client.der/.pem, self-signed."""
-    folder = tmp_path_factory.mktemp("pki")
-    host = socket.gethostname()
-    for name, uri, usage in (
-        ("server", APPLICATION_URI, ExtendedKeyUsageOID.SERVER_AUTH),
-        ("client", CLIENT_URI, ExtendedKeyUsageOID.CLIENT_AUTH),
-    ):
-        key, cert = folder / f"{name}.pem", folder / f"{name}.der"
-        await setup_self_signed_certificate(key, cert, uri, host, [usage], {"commonName": name})
-    return folder
+@pytest.fixture(scope="module")
+def certificates(pki: Path) -> Path:
+    """server.der/.pem and client.der/.pem, self-signed (tests/drivers/conftest.py)."""
+    return pki
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
