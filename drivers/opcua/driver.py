@@ -24,8 +24,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
-import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ from asyncua.crypto.validator import CertificateValidator, CertificateValidatorO
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from drivers.base import Driver
+from drivers.opcua.types import coerce
 from mes.domain.job import (
     REFUSALS,
     STOP_CODES,
@@ -358,7 +357,7 @@ class OpcuaCell(Driver):
             if name not in parameters:
                 continue  # the machine keeps its own value
             try:
-                out.append((node, ua.Variant(_as(vtype, parameters[name]), vtype)))
+                out.append((node, ua.Variant(coerce(vtype, parameters[name]), vtype)))
             except (TypeError, ValueError) as exc:
                 raise JobRejected(
                     f"cell {self.name}: recipe {name!r} = {parameters[name]!r} does not fit "
@@ -408,56 +407,6 @@ def _machine_state(value: object) -> MachineState:
         return MachineState(str(value).lower())
     except ValueError:
         return MachineState.UNKNOWN
-
-
-#: Whole-number variant types and their ranges.
-_INTEGERS: dict[ua.VariantType, tuple[int, int]] = {
-    ua.VariantType.SByte: (-(2**7), 2**7 - 1),
-    ua.VariantType.Byte: (0, 2**8 - 1),
-    ua.VariantType.Int16: (-(2**15), 2**15 - 1),
-    ua.VariantType.UInt16: (0, 2**16 - 1),
-    ua.VariantType.Int32: (-(2**31), 2**31 - 1),
-    ua.VariantType.UInt32: (0, 2**32 - 1),
-    ua.VariantType.Int64: (-(2**63), 2**63 - 1),
-    ua.VariantType.UInt64: (0, 2**64 - 1),
-}
-#: Floating-point variant types and their largest finite magnitude.
-_FLOATS: dict[ua.VariantType, float] = {
-    ua.VariantType.Float: 3.4028234663852886e38,
-    ua.VariantType.Double: sys.float_info.max,
-}
-
-
-def _as(vtype: ua.VariantType, value: object) -> object:
-    """``value`` as the Python type asyncua encodes as ``vtype`` (range-checked).
-
-    Raises:
-        TypeError: a value of another kind (text for a number, a number for text or
-            Boolean), or a variant type the driver does not write.
-        ValueError: a number outside the type's range, or not whole for an integer type.
-    """
-    if vtype is ua.VariantType.Boolean:
-        if not isinstance(value, bool):
-            raise TypeError("expected true or false")
-        return value
-    if vtype is ua.VariantType.String:
-        if not isinstance(value, str):
-            raise TypeError("expected text")
-        return value
-    if vtype not in _INTEGERS and vtype not in _FLOATS:
-        raise TypeError("the driver does not write this type")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("expected a number")
-    if vtype in _INTEGERS:
-        low, high = _INTEGERS[vtype]
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError("not a whole number")
-        if not low <= value <= high:
-            raise ValueError(f"outside {low}..{high}")
-        return int(value)
-    if abs(value) > _FLOATS[vtype] or not math.isfinite(value):  # a huge int: no isfinite
-        raise ValueError(f"not a finite number within +-{_FLOATS[vtype]:g}")
-    return float(value)
 
 
 def _refusal(exc: UaStatusCodeError, s: OpcuaSettings) -> str:

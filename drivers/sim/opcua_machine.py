@@ -30,13 +30,13 @@ not allowed now, 900 aborted; faults use the codes of the ``faults`` argument.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Literal, NamedTuple
 
 from asyncua import ua
 
+from drivers.opcua.types import SCALARS, fits
 from drivers.sim.packml import COMMANDS, JOB_STATES, NEXT
 from mes.domain.job import JobOutcome, MachineState
 
@@ -66,18 +66,7 @@ VARIABLES: dict[str, ua.VariantType] = {
     "State": V.String,
     "Heartbeat": V.UInt32,
 }
-#: Types a recipe parameter may have, with the Python values that fit them.
-_INT_RANGES: dict[ua.VariantType, tuple[int, int]] = {
-    V.SByte: (-(2**7), 2**7 - 1),
-    V.Byte: (0, 2**8 - 1),
-    V.Int16: (-(2**15), 2**15 - 1),
-    V.UInt16: (0, 2**16 - 1),
-    V.Int32: (-(2**31), 2**31 - 1),
-    V.UInt32: (0, 2**32 - 1),
-    V.Int64: (-(2**63), 2**63 - 1),
-    V.UInt64: (0, 2**64 - 1),
-}
-RECIPE_TYPES = frozenset({V.Boolean, V.Float, V.Double, V.String, *_INT_RANGES})
+RECIPE_TYPES = SCALARS
 
 
 class Reply(NamedTuple):
@@ -94,20 +83,6 @@ def default_value(vtype: ua.VariantType) -> Value:
     if vtype is V.String:
         return ""
     return 0.0 if vtype in (V.Float, V.Double) else 0
-
-
-def fits(vtype: ua.VariantType, value: object) -> bool:
-    """Whether ``value`` is a valid value of ``vtype`` (finite floats, ints within range)."""
-    if vtype is V.Boolean:
-        return isinstance(value, bool)
-    if vtype is V.String:
-        return isinstance(value, str)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    if vtype in (V.Float, V.Double):
-        return math.isfinite(value)
-    low, high = _INT_RANGES[vtype]
-    return isinstance(value, int) and low <= value <= high
 
 
 class SimMachine:
