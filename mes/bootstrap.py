@@ -207,6 +207,8 @@ def opcua_settings(
         trust_dir=security.trust_dir,
         user=user,
         password=password,
+        nodes=config.nodes.overrides(),
+        states=config.states,
     )
 
 
@@ -237,6 +239,8 @@ def machine_specs(
                 seed=sim.seed,
                 scan_ms=sim.scan_ms,
                 log_path=log,
+                commands=sim.commands,
+                states=config.states,
             )
         )
     return specs

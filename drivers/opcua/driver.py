@@ -45,6 +45,8 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from drivers.base import Driver
 from drivers.opcua.types import coerce
 from mes.domain.job import (
+    PACKML_COMMAND_NUMBERS,
+    PACKML_STATE_NUMBERS,
     REFUSALS,
     STOP_CODES,
     CellStatus,
@@ -66,6 +68,32 @@ POLICIES: dict[str, type[SecurityPolicy]] = {
 }
 #: Variables the subscription follows.
 WATCHED = ("State", "CurrentJobId", "LastJobId", "Progress")
+#: Job-contract point (as the plant file names it) -> its browse name in our node model.
+POINTS: dict[str, str] = {
+    "state": "State",
+    "current_job_id": "CurrentJobId",
+    "last_job_id": "LastJobId",
+    "progress": "Progress",
+    "last_outcome": "LastOutcome",
+    "error_code": "ErrorCode",
+    "error_text": "ErrorText",
+    "heartbeat": "Heartbeat",
+    "recipe": "Recipe",
+    "results": "Results",
+    "command": "Command",
+    "job_id": "JobId",
+}
+#: Method browse name -> PackML command name (for a machine commanded by writes).
+COMMANDS = {
+    "Start": "start",
+    "Hold": "hold",
+    "Resume": "unhold",
+    "Abort": "abort",
+    "Reset": "reset",
+    "Clear": "clear",
+}
+_NODE_ID = ("ns=", "nsu=", "i=", "s=", "g=", "b=")
+_INVERSE_PACKML = {number: name for name, number in PACKML_STATE_NUMBERS.items()}
 _ERRORS = (OSError, asyncio.TimeoutError, UaError, ConnectionError)
 
 
@@ -91,6 +119,12 @@ class OpcuaSettings:
     """Must equal the URI in this controller's certificate."""
     user: str | None = None
     password: str | None = field(default=None, repr=False)
+    nodes: Mapping[str, str] = field(default_factory=dict)
+    """Point (:data:`POINTS`) -> browse path below the machine or node id, where the
+    machine does not follow our node model. With ``command`` (and ``job_id``) commands are
+    written there instead of calling methods."""
+    states: str = "names"
+    """``names``: State is a PackML name; ``packml``: a PackML StateCurrent number."""
 
 
 class OpcuaCell(Driver):
@@ -106,6 +140,7 @@ class OpcuaCell(Driver):
         self._recipe: dict[str, tuple[Node, ua.VariantType]] = {}
         self._results: dict[str, Node] = {}
         self._machine: Node | None = None
+        self._types: dict[str, ua.VariantType] = {}
         self._ns = 0  # the namespace's index on this server, looked up once per connect
         self._subscription: Subscription | None = None
         self._values: dict[str, Any] = {}
@@ -179,27 +214,59 @@ class OpcuaCell(Driver):
                 f"{s.endpoint}: the server has no namespace {s.namespace!r} "
                 "(check the cell's namespace)"
             ) from exc
-
-        async def child(parent: Node, name: str, where: str) -> Node:
-            try:
-                return await parent.get_child(f"{ns}:{name}")
-            except UaStatusCodeError as exc:
-                raise DeviceUnavailable(
-                    f"{s.endpoint}: no node {name!r} under {where} (check the cell's machine "
-                    "and results against the server, docs/opcua.md)"
-                ) from exc
-
-        machine = await child(client.nodes.objects, s.machine, "Objects")
+        try:
+            machine = await client.nodes.objects.get_child(f"{ns}:{s.machine}")
+        except UaStatusCodeError as exc:
+            raise DeviceUnavailable(
+                f"{s.endpoint}: no machine object {s.machine!r} under Objects (check the "
+                "cell's machine and namespace, docs/opcua.md)"
+            ) from exc
         self._machine = machine
-        names = (*WATCHED, "LastOutcome", "ErrorCode", "ErrorText", "Heartbeat")
-        self._nodes = {n: await child(machine, n, s.machine) for n in names}
-        recipe = await child(machine, "Recipe", s.machine)
+        points = [p for p in POINTS if p not in ("command", "job_id") or p in s.nodes]
+        found = {p: await self._locate(client, machine, p) for p in points}
+        self._nodes = {POINTS[p]: node for p, node in found.items()}
         self._recipe = {}
-        for node in await recipe.get_children():
+        for node in await self._nodes.pop("Recipe").get_children():
             name = (await node.read_browse_name()).Name
             self._recipe[name] = (node, await node.read_data_type_as_variant_type())
-        results = await child(machine, "Results", s.machine)
-        self._results = {r: await child(results, r, f"{s.machine}/Results") for r in s.results}
+        results = self._nodes.pop("Results")
+        self._results = {}
+        for r in s.results:
+            try:
+                self._results[r] = await results.get_child(f"{ns}:{r}")
+            except UaStatusCodeError as exc:
+                raise DeviceUnavailable(
+                    f"{s.endpoint}: no result {r!r} under {s.machine}'s results (check the "
+                    "cell's results)"
+                ) from exc
+        self._types = {
+            n: await self._nodes[n].read_data_type_as_variant_type()
+            for n in ("Command", "JobId")
+            if n in self._nodes
+        }
+
+    async def _locate(self, client: Client, machine: Node, point: str) -> Node:
+        """The node of ``point``: a node id, or a browse path below the machine object."""
+        s = self.settings
+        ref = s.nodes.get(point, POINTS[point])
+        where = f"{point} = {ref!r}" if point in s.nodes else f"{POINTS[point]!r}"
+        try:
+            if ref.startswith(_NODE_ID):
+                if ref.startswith("nsu="):
+                    uri, _, rest = ref[4:].partition(";")
+                    ref = f"ns={await client.get_namespace_index(uri)};{rest}"
+                node = client.get_node(ua.NodeId.from_string(ref))
+                await node.read_browse_name()  # it exists
+                return node
+            path = [
+                n if n.split(":", 1)[0].isdigit() else f"{self._ns}:{n}" for n in ref.split("/")
+            ]
+            return await machine.get_child(path)
+        except (UaStatusCodeError, ValueError) as exc:
+            raise DeviceUnavailable(
+                f"{s.endpoint}: no node for {where} under {s.machine} ({_reason(exc)}); check "
+                "the cell's nodes (docs/opcua.md)"
+            ) from exc
 
     async def _lost(self, exc: Exception) -> None:
         async with self._changed:
@@ -267,7 +334,7 @@ class OpcuaCell(Driver):
 
     async def _state(self) -> tuple[MachineState, int, int]:
         v = await self._read("State", "CurrentJobId", "LastJobId")
-        return _machine_state(v["State"]), int(v["CurrentJobId"]), int(v["LastJobId"])
+        return self._machine_state(v["State"]), int(v["CurrentJobId"]), int(v["LastJobId"])
 
     async def _last_report(self, job_id: int) -> JobCompleted | JobFaulted:
         v = await self._read("LastOutcome", "ErrorCode", "ErrorText")
@@ -300,6 +367,9 @@ class OpcuaCell(Driver):
         if self.settings.read_only:
             raise JobRejected(f"cell {self.name} is read-only: will not call {method}")
         assert self._machine is not None and self._client is not None
+        if "Command" in self._nodes:
+            await self._write_command(COMMANDS[method], *args)
+            return
         ns = self._ns
         try:
             answer = await self._machine.call_method(f"{ns}:{method}", *args)
@@ -313,6 +383,44 @@ class OpcuaCell(Driver):
                 f"machine {self.name} refused {method}: error {code} "
                 f"({REFUSALS.get(int(code), 'refused')})"
             )
+
+    async def _write_command(self, command: str, *args: ua.Variant) -> None:
+        """Command by writes: the job id (for a start), then the command; the machine
+        takes it and sets the command back to 0. A start it did not take is refused with
+        the machine's error code."""
+        vtype = self._types["Command"]
+        value = command if vtype is ua.VariantType.String else PACKML_COMMAND_NUMBERS[command]
+        job_id = int(args[0].Value) if args else 0
+        try:
+            if job_id:
+                job_node = self._nodes["JobId"]
+                await job_node.write_value(
+                    ua.Variant(coerce(self._types["JobId"], job_id), self._types["JobId"])
+                )
+            await self._nodes["Command"].write_value(ua.Variant(coerce(vtype, value), vtype))
+        except UaStatusCodeError as exc:
+            raise JobRejected(f"machine {self.name} refused {command}: {_reason(exc)}") from exc
+        except _ERRORS as exc:
+            raise DeviceUnavailable(f"{command} not written: {_reason(exc)}") from exc
+        deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
+        while True:
+            v = await self._read("Command", "CurrentJobId", "LastJobId", "ErrorCode")
+            if job_id and job_id in (int(v["CurrentJobId"]), int(v["LastJobId"])):
+                return
+            if not v["Command"]:
+                if not job_id:
+                    return
+                code = int(v["ErrorCode"])
+                raise JobRejected(
+                    f"machine {self.name} did not take job {job_id}: error {code} "
+                    f"({REFUSALS.get(code, 'refused')})"
+                )
+            if asyncio.get_running_loop().time() > deadline:
+                raise DeviceUnavailable(
+                    f"machine {self.name} did not take the {command} command within "
+                    f"{self.settings.timeout_s:g} s (its command variable still holds it)"
+                )
+            await asyncio.sleep(0.01)
 
     async def _settle(self) -> MachineState:
         state, _, _ = await self._state()
@@ -382,7 +490,22 @@ class OpcuaCell(Driver):
                 last_progress = float(progress)
                 yield JobProgress(job_id, min(max(last_progress / 100.0, 0.0), 1.0))
             version = await self._next_change(version)
-            _, current, last = _from(self._values)
+            _, current, last = self._from(self._values)
+
+    def _from(self, values: Mapping[str, Any]) -> tuple[MachineState, int, int]:
+        return (
+            self._machine_state(values.get("State")),
+            int(values.get("CurrentJobId") or 0),
+            int(values.get("LastJobId") or 0),
+        )
+
+    def _machine_state(self, value: object) -> MachineState:
+        if self.settings.states == "packml":
+            value = _INVERSE_PACKML.get(value) if isinstance(value, int) else None
+        try:
+            return MachineState(str(value).lower())
+        except ValueError:
+            return MachineState.UNKNOWN
 
     async def hold(self) -> None:
         await self._call("Hold")
@@ -392,21 +515,6 @@ class OpcuaCell(Driver):
 
     async def abort(self) -> None:
         await self._call("Abort")
-
-
-def _from(values: Mapping[str, Any]) -> tuple[MachineState, int, int]:
-    return (
-        _machine_state(values.get("State")),
-        int(values.get("CurrentJobId") or 0),
-        int(values.get("LastJobId") or 0),
-    )
-
-
-def _machine_state(value: object) -> MachineState:
-    try:
-        return MachineState(str(value).lower())
-    except ValueError:
-        return MachineState.UNKNOWN
 
 
 def _refusal(exc: UaStatusCodeError, s: OpcuaSettings) -> str:

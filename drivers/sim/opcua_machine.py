@@ -38,7 +38,7 @@ from asyncua import ua
 
 from drivers.opcua.types import SCALARS, fits
 from drivers.sim.packml import COMMANDS, JOB_STATES, NEXT
-from mes.domain.job import JobOutcome, MachineState
+from mes.domain.job import REFUSALS, JobOutcome, MachineState
 
 S = MachineState
 V = ua.VariantType
@@ -105,6 +105,8 @@ class SimMachine:
         seed: int | str = 0,
         auto_reset: bool = True,
         on_started: Callable[[str, int], None] | None = None,
+        commands: Literal["methods", "writes"] = "methods",
+        states: Literal["names", "packml"] = "names",
     ) -> None:
         """Power up: idle, no job, every result 0.
 
@@ -121,6 +123,10 @@ class SimMachine:
             auto_reset: Go from ``complete`` back to ``idle`` on the next scan.
             on_started: Called with (name, job id) as a job is accepted, before anything
                 changes (``plant_sims.JobLog`` writes the JSON-lines execution log).
+            commands: ``methods`` (Start, Hold...), or ``writes``: a ``Command`` variable
+                (PackML CntrlCmd numbers) and a ``JobId`` variable the server reads
+                every scan, setting ``Command`` back to 0 once taken.
+            states: ``State`` as a PackML name (String) or a PackML number (Int32).
 
         Raises:
             ValueError: a bad name, speed, fault rate or fault code, or a recipe type
@@ -142,6 +148,8 @@ class SimMachine:
         self.fault_rate = fault_rate
         self.auto_reset = auto_reset
         self.on_started = on_started
+        self.commands = commands
+        self.states = states
         self.executed: list[int] = []
         self.heartbeat_stuck = False
         self._rng = random.Random(f"{seed}:{name}")
@@ -261,6 +269,12 @@ class SimMachine:
         self._error = (ABORTED_CODE, ABORTED_TEXT) if name == "abort" else (0, "")
         self._state = target
         return Reply(True, 0)
+
+    def refused(self, reply: Reply) -> None:
+        """A command written to the ``Command`` variable was refused: show its code in
+        ``ErrorCode``/``ErrorText`` (a written command has no reply to carry it)."""
+        if not reply.accepted:
+            self._error = (reply.error_code, REFUSALS.get(reply.error_code, "refused"))
 
     def hold(self) -> Reply:
         """``execute -> holding -> held``; see :meth:`command`."""

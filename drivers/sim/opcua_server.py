@@ -43,14 +43,15 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from asyncua import ua
 from asyncua.server.server import Server
 
 from drivers.opcua.server import argument, check_arguments, secure, stop, write
-from drivers.sim.opcua_machine import VARIABLES, Command, Reply, SimMachine, Value
+from drivers.sim.opcua_machine import NOT_ALLOWED, VARIABLES, Command, Reply, SimMachine, Value
+from mes.domain.job import PACKML_COMMAND_NUMBERS, PACKML_STATE_NUMBERS
 
 NAMESPACE_URI = "urn:mes-batch-of-one:sim"
 APPLICATION_URI = "urn:mes-batch-of-one:sim:server"
@@ -241,7 +242,7 @@ class OpcuaSimServer:
         nodes = self._nodes[name] = {}
         for path, value in machine.values().items():
             parent, leaf = (results, path.split("/", 1)[1]) if "/" in path else (obj, path)
-            vtype = VARIABLES.get(path, V.Double)
+            value, vtype = _typed(machine, path, value)
             qname = ua.QualifiedName(leaf, ns)
             var = await parent.add_variable(self.node_id(name, path), qname, value, vtype)
             nodes[path] = var.nodeid
@@ -253,6 +254,13 @@ class OpcuaSimServer:
             var = await recipe.add_variable(nodeid, qname, value, machine.recipe_types[key])
             await var.set_writable()
             recipe_nodes[key] = var.nodeid
+        if machine.commands == "writes":
+            for path, vtype in (("Command", V.Int32), ("JobId", V.UInt32)):
+                qname = ua.QualifiedName(path, ns)
+                var = await obj.add_variable(self.node_id(name, path), qname, 0, vtype)
+                await var.set_writable()
+                nodes[path] = var.nodeid
+            return
         for method, command in METHODS.items():
             inputs = _START_INPUTS if command is None else []
             callback = self._method(machine, command)
@@ -275,6 +283,11 @@ class OpcuaSimServer:
 
         return call
 
+    def _value(self, nodeid: ua.NodeId) -> Any:
+        assert self._server is not None
+        variant = self._server.read_attribute_value(nodeid).Value
+        return None if variant is None else variant.Value
+
     def _read_recipe(self, machine: SimMachine) -> dict[str, Value]:
         assert self._server is not None  # methods are only called while serving
         recipe: dict[str, Value] = {}
@@ -294,20 +307,64 @@ class OpcuaSimServer:
                 for path, value in machine.values().items():
                     if path in pushed and pushed[path] == value:
                         continue
-                    await write(self._server, nodes[path], value, VARIABLES.get(path, V.Double))
+                    await write(self._server, nodes[path], *_typed(machine, path, value))
                     pushed[path] = value
+
+    async def _take_commands(self) -> None:
+        """Machines commanded by writes: act on a non-zero ``Command`` (with ``JobId`` for
+        a start) and set it back to 0; a refusal shows in ``ErrorCode``/``ErrorText``."""
+        assert self._server is not None
+        for name, machine in self.machines.items():
+            if machine.commands != "writes":
+                continue
+            nodes = self._nodes[name]
+            number = self._value(nodes["Command"])
+            if not number:
+                continue
+            command = _COMMAND_NAMES.get(int(number))
+            if command == "start":
+                job_id = int(self._value(nodes["JobId"]) or 0)
+                reply = machine.start(job_id, self._read_recipe(machine))
+            elif command is not None:
+                reply = machine.command(command)
+            else:
+                reply = Reply(False, NOT_ALLOWED)
+            machine.refused(reply)
+            await self.push()
+            async with self._lock:
+                await write(self._server, nodes["Command"], 0, V.Int32)
 
     async def _scan_forever(self) -> None:
         loop = asyncio.get_running_loop()
         period = self.scan_ms / 1000
         due = loop.time()
         while True:
+            await self._take_commands()
             now = loop.time()
             for machine in self.machines.values():
                 machine.scan(now)
             await self.push()
             due = max(due + period, loop.time())  # behind schedule: skip, do not burst
             await asyncio.sleep(due - loop.time())
+
+
+#: PackML CntrlCmd number -> the machine's command ("start" is the Start method's).
+_COMMAND_NAMES: dict[int, Command | Literal["start"]] = {
+    PACKML_COMMAND_NUMBERS["start"]: "start",
+    PACKML_COMMAND_NUMBERS["hold"]: "hold",
+    PACKML_COMMAND_NUMBERS["unhold"]: "resume",
+    PACKML_COMMAND_NUMBERS["abort"]: "abort",
+    PACKML_COMMAND_NUMBERS["reset"]: "reset",
+    PACKML_COMMAND_NUMBERS["clear"]: "clear",
+}
+
+
+def _typed(machine: SimMachine, path: str, value: Value) -> tuple[Value, ua.VariantType]:
+    """A variable's value and type as the machine shows it (``State`` as a PackML number
+    on a machine with ``states = "packml"``)."""
+    if path == "State" and machine.states == "packml":
+        return PACKML_STATE_NUMBERS[str(value)], V.Int32
+    return value, VARIABLES.get(path, V.Double)
 
 
 def _outputs(reply: Reply) -> list[ua.Variant]:

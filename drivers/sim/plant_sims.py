@@ -75,6 +75,8 @@ class MachineSpec:
     seed: int = 0
     scan_ms: float = 10.0
     log_path: Path | None = None
+    commands: Literal["methods", "writes"] = "methods"
+    states: Literal["names", "packml"] = "names"
 
 
 class JobLog:
@@ -232,6 +234,8 @@ async def serve(specs: Iterable[SimSpec], machines: Iterable[MachineSpec] = ()) 
                         fault_rate=m.fault_rate,
                         seed=m.seed,
                         on_started=sims.log_for(m.log_path) if m.log_path else None,
+                        commands=m.commands,
+                        states=m.states,
                     )
                 )
                 sims.machines[m.name] = made[-1]

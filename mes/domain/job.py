@@ -57,6 +57,39 @@ class MachineState(StrEnum):
         return self in _ACTING
 
 
+#: PackML (PackTags v3) ``StateCurrent`` numbers by state name: how PLCs and PackML
+#: OPC UA servers that carry the state as a number count.
+PACKML_STATE_NUMBERS: dict[str, int] = {
+    "clearing": 1,
+    "stopped": 2,
+    "starting": 3,
+    "idle": 4,
+    "suspended": 5,
+    "execute": 6,
+    "stopping": 7,
+    "aborting": 8,
+    "aborted": 9,
+    "holding": 10,
+    "held": 11,
+    "unholding": 12,
+    "suspending": 13,
+    "unsuspending": 14,
+    "resetting": 15,
+    "completing": 16,
+    "complete": 17,
+}
+#: PackML ``CntrlCmd`` numbers by command name.
+PACKML_COMMAND_NUMBERS: dict[str, int] = {
+    "reset": 1,
+    "start": 2,
+    "stop": 3,
+    "hold": 4,
+    "unhold": 5,
+    "abort": 8,
+    "clear": 9,
+}
+
+
 _RUNNING = frozenset(
     {
         MachineState.STARTING,

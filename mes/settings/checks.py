@@ -77,7 +77,9 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
 def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]:
     driver = cell.driver
     if isinstance(driver, OpcuaDriverConfig):
-        return _security_issues(("cells", i, "driver", "security"), driver.security)
+        return _security_issues(("cells", i, "driver", "security"), driver.security) + (
+            _node_issues(i, driver)
+        )
     if not isinstance(driver, ModbusDriverConfig):
         return []
     issues = []
@@ -97,6 +99,22 @@ def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]
             )
         )
     return issues
+
+
+def _node_issues(i: int, driver: OpcuaDriverConfig) -> list[Issue]:
+    nodes, path = driver.nodes, ("cells", i, "driver", "nodes")
+    if (nodes.command is None) != (nodes.job_id is None):
+        missing = "job_id" if nodes.job_id is None else "command"
+        return [Issue((*path, missing), "commands by writes need both command and job_id")]
+    if driver.sim is not None and driver.sim.commands == "writes" and nodes.command is None:
+        return [
+            Issue(
+                (*path, "command"),
+                'the simulated machine takes commands by writes: set command = "Command" '
+                'and job_id = "JobId"',
+            )
+        ]
+    return []
 
 
 def _security_issues(path: KeyPath, security: OpcuaSecurityConfig) -> list[Issue]:

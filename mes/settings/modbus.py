@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import Field
 
@@ -28,7 +28,7 @@ from drivers.modbus.codec import (
     protocol_address,
 )
 from drivers.modbus.plcmap import COMMAND_ROLES, STATUS_ROLES, PlcMap
-from mes.domain.job import MachineState
+from mes.domain.job import PACKML_COMMAND_NUMBERS, PACKML_STATE_NUMBERS, MachineState
 from mes.settings.base import Model, Name, NonBlank
 
 StateName = Literal[
@@ -51,37 +51,9 @@ StateName = Literal[
     "complete",
 ]
 CommandName = Literal["reset", "start", "stop", "hold", "unhold", "abort", "clear"]
-#: PackML (PackTags v3) ``StateCurrent`` numbers, the default state mapping.
-PACKML_STATES: dict[StateName, int] = {
-    "clearing": 1,
-    "stopped": 2,
-    "starting": 3,
-    "idle": 4,
-    "suspended": 5,
-    "execute": 6,
-    "stopping": 7,
-    "aborting": 8,
-    "aborted": 9,
-    "holding": 10,
-    "held": 11,
-    "unholding": 12,
-    "suspending": 13,
-    "unsuspending": 14,
-    "resetting": 15,
-    "completing": 16,
-    "complete": 17,
-}
-
-#: PackML ``CntrlCmd`` numbers, the default command mapping.
-PACKML_COMMANDS: dict[CommandName, int] = {
-    "reset": 1,
-    "start": 2,
-    "stop": 3,
-    "hold": 4,
-    "unhold": 5,
-    "abort": 8,
-    "clear": 9,
-}
+#: PackML (PackTags v3) numbers, the default state and command mappings.
+PACKML_STATES = cast(dict[StateName, int], PACKML_STATE_NUMBERS)
+PACKML_COMMANDS = cast(dict[CommandName, int], PACKML_COMMAND_NUMBERS)
 
 Word = Annotated[int, Field(ge=0, le=65535)]
 Scalar = bool | int | float | str

@@ -61,6 +61,43 @@ class SimMachineConfig(Model):
     """Result name -> [low, high] of the simulated measurement (``cycle_s`` is real)."""
     recipe: dict[str, RecipeType] = Field(default_factory=_default_recipe)
     """Recipe variable name -> its OPC UA type on the simulated machine."""
+    commands: Literal["methods", "writes"] = "methods"
+    """How the simulated machine takes commands: its methods, or a ``Command`` variable
+    (PackML numbers) and a ``JobId`` variable that it reads every scan, as many PLCs do."""
+
+
+NodeRef = Annotated[str, Field(min_length=1, pattern=r"^\S(.*\S)?$")]
+
+
+class OpcuaNodesConfig(Model):
+    """``[cells.driver.nodes]``: where a machine that does not follow this project's node
+    model keeps the job contract's points. Each value is a browse path below the machine
+    object (``"Status/StateCurrent"``, each name in the cell's namespace) or a node id
+    (``"ns=3;s=Line1.Robot.State"``, ``"nsu=urn:vendor:robot;i=6001"``). Unset: the
+    default browse name (docs/opcua.md)."""
+
+    state: NodeRef | None = None
+    current_job_id: NodeRef | None = None
+    last_job_id: NodeRef | None = None
+    progress: NodeRef | None = None
+    last_outcome: NodeRef | None = None
+    error_code: NodeRef | None = None
+    error_text: NodeRef | None = None
+    heartbeat: NodeRef | None = None
+    recipe: NodeRef | None = None
+    """An object whose variables are the recipe parameters."""
+    results: NodeRef | None = None
+    """An object whose variables are the results."""
+    command: NodeRef | None = None
+    """A writable variable taking commands (PackML ``CntrlCmd``: 1 reset, 2 start, 4 hold,
+    5 unhold, 8 abort, 9 clear; or the command's name if it is a String). When set,
+    commands are written here instead of calling the machine's methods."""
+    job_id: NodeRef | None = None
+    """The writable variable a start writes the job id into (needed with ``command``)."""
+
+    def overrides(self) -> dict[str, str]:
+        """Point -> where it is, for the points set here."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class OpcuaDriverConfig(Model):
@@ -81,6 +118,10 @@ class OpcuaDriverConfig(Model):
     security: OpcuaSecurityConfig = Field(default_factory=OpcuaSecurityConfig)
     read_only: bool = False
     """Monitor only: no write and no method call is ever sent."""
+    states: Literal["names", "packml"] = "names"
+    """How the state variable reads: PackML names (String), or PackML ``StateCurrent``
+    numbers (an integer type: 4 idle, 6 execute, 17 complete...)."""
+    nodes: OpcuaNodesConfig = Field(default_factory=OpcuaNodesConfig)
     sim: SimMachineConfig | None = None
 
 

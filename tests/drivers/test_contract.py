@@ -101,9 +101,11 @@ async def sim_rig() -> AsyncIterator[Rig]:
 
 
 @contextlib.asynccontextmanager
-async def opcua_rig(pki: Path | None = None) -> AsyncIterator[Rig]:
+async def opcua_rig(pki: Path | None = None, *, writes: bool = False) -> AsyncIterator[Rig]:
     """The simulated machine behind its OPC UA server; secured (SignAndEncrypt, user login,
-    the server's certificate trusted) with the certificates in ``pki``."""
+    the server's certificate trusted) with the certificates in ``pki``; or (``writes``) a
+    PLC-like machine: commands written to a variable, State a PackML number, its points
+    named in the cell's node map by node id and by browse path."""
     from asyncua import ua
 
     from drivers.opcua.driver import OpcuaCell, OpcuaSettings
@@ -118,8 +120,19 @@ async def opcua_rig(pki: Path | None = None) -> AsyncIterator[Rig]:
         results={"cycle_s": (0.0, 0.0), "load_n": (50.0, 60.0)},
         faults={102: "part not detected"},
         speed=SPEED,
+        commands="writes" if writes else "methods",
+        states="packml" if writes else "names",
     )
     security = secure_server(pki) if pki is not None else {}
+    plc_like = {
+        "states": "packml",
+        "nodes": {
+            "state": "nsu=urn:mes-batch-of-one:sim;s=rig-1.State",
+            "command": "Command",
+            "job_id": "JobId",
+            "results": "Results",
+        },
+    }
     async with OpcuaSimServer([machine], scan_ms=5, **security) as server:
         settings = OpcuaSettings(
             endpoint=server.endpoint,
@@ -128,6 +141,7 @@ async def opcua_rig(pki: Path | None = None) -> AsyncIterator[Rig]:
             results=("cycle_s", "load_n"),
             publishing_ms=20,
             **(secure_login(pki) if pki is not None else {}),
+            **(plc_like if writes else {}),
         )
         driver = OpcuaCell("rig-1", settings)
         await driver.connect()
@@ -137,7 +151,7 @@ async def opcua_rig(pki: Path | None = None) -> AsyncIterator[Rig]:
             await driver.aclose()
 
 
-@pytest.fixture(params=["sim", "modbus-tcp", "modbus-rtu", "opcua", "opcua-secure"])
+@pytest.fixture(params=["sim", "modbus-tcp", "modbus-rtu", "opcua", "opcua-secure", "opcua-writes"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     if request.param == "sim":
         maker = sim_rig()
@@ -145,6 +159,8 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         maker = opcua_rig()
     elif request.param == "opcua-secure":
         maker = opcua_rig(request.getfixturevalue("pki"))
+    elif request.param == "opcua-writes":
+        maker = opcua_rig(writes=True)
     else:
         maker = modbus_rig(request.param.split("-")[1])
     async with maker as made:

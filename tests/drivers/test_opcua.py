@@ -312,3 +312,49 @@ async def test_a_server_restart_mid_job_is_survived_and_the_job_runs_once(tmp_pa
         "complete",
     ]
     assert machine.executed == [job_id]  # followed after the restart, never started again
+
+
+# -- a machine commanded by writes, its points placed by the cell's node map --------------
+
+PLC_LIKE: dict[str, Any] = {
+    "states": "packml",
+    "nodes": {"command": "Command", "job_id": "JobId", "state": "State"},
+}
+
+
+async def test_a_start_the_machine_refuses_by_writes_says_its_code() -> None:
+    machine = SimMachine("plc-1", commands="writes", states="packml", speed=100.0)
+    async with OpcuaSimServer([machine], scan_ms=5) as server:
+        settings = OpcuaSettings(server.endpoint, NAMESPACE_URI, "plc-1", **PLC_LIKE)
+        driver = OpcuaCell("plc-1", settings)
+        await driver.connect()
+        try:
+            machine.reject_next(3)
+            with pytest.raises(JobRejected, match=r"did not take job 41: error 3 \(.*bad recipe"):
+                await driver.start_job(job(41))
+            assert machine.executed == []
+            await driver.start_job(job(42))  # the next one goes through
+            assert isinstance((await follow(driver, 42))[-1], JobCompleted)
+            assert machine.executed == [42]
+        finally:
+            await driver.aclose()
+
+
+@pytest.mark.parametrize(
+    ("nodes", "named"),
+    [
+        ({"state": "Status/StateCurrent"}, "state = 'Status/StateCurrent'"),
+        ({"progress": "ns=2;s=plc-1.Nowhere"}, "progress = 'ns=2;s=plc-1.Nowhere'"),
+        ({"error_code": "nsu=urn:unknown;i=5"}, "error_code = 'nsu=urn:unknown;i=5'"),
+    ],
+)
+async def test_a_node_map_entry_the_server_lacks_is_named_on_connect(
+    nodes: dict[str, str], named: str
+) -> None:
+    machine = SimMachine("plc-1")
+    async with OpcuaSimServer([machine], scan_ms=5) as server:
+        settings = OpcuaSettings(server.endpoint, NAMESPACE_URI, "plc-1", nodes=nodes)
+        driver = OpcuaCell("plc-1", settings)
+        with pytest.raises(DeviceUnavailable) as refused:
+            await driver.connect()
+        assert named in str(refused.value) and "docs/opcua.md" in str(refused.value)

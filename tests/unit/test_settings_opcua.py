@@ -109,3 +109,22 @@ def test_the_plant_server_takes_the_same_security_rules(tmp_path: Path) -> None:
     config = server.config.opcua_server
     assert config is not None and config.read_only and config.update_ms == 500.0
     assert load(tmp_path, cell).config.opcua_server is None
+
+
+def test_a_node_map_needs_command_and_job_id_together(tmp_path: Path) -> None:
+    insecure = 'policy = "None"\nallow_insecure = true\n'
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, insecure + '[cells.driver.nodes]\ncommand = "Command"\n')
+    (problem,) = info.value.problems
+    assert problem.path == "cells[0].driver.nodes.job_id" and "both" in problem.reason
+    plant = load(
+        tmp_path,
+        insecure + '[cells.driver.nodes]\ncommand = "Command"\njob_id = "ns=3;s=Job"\n'
+        'state = "Status/StateCurrent"\n',
+    )
+    settings = opcua_settings("mill-1", plant.cells[0].driver)
+    assert settings.nodes == {
+        "state": "Status/StateCurrent",
+        "command": "Command",
+        "job_id": "ns=3;s=Job",
+    }
