@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 from asyncua import Client, ua
 from asyncua.common.node import Node
-from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from asyncua.crypto.security_policies import (
+    SecurityPolicyAes256Sha256RsaPss,
+    SecurityPolicyBasic256Sha256,
+)
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from mes.certs import CertificateFiles, create_certificate
@@ -172,13 +175,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CertificateFiles]
     return made
 
 
-async def secure_client(server: PlantServer, files: CertificateFiles, password: str) -> Client:
+async def secure_client(
+    server: PlantServer,
+    files: CertificateFiles,
+    password: str,
+    policy: type = SecurityPolicyBasic256Sha256,
+) -> Client:
     client = Client(server.endpoint)
     client.application_uri = "urn:mes-batch-of-one:controller"
     client.set_user("scada")
     client.set_password(password)
     await client.set_security(
-        SecurityPolicyBasic256Sha256,
+        policy,
         certificate=str(files.certificate),
         private_key=str(files.private_key),
         mode=ua.MessageSecurityMode.SignAndEncrypt,
@@ -233,3 +241,23 @@ def test_certs_init_refuses_to_replace_a_certificate_unless_forced(tmp_path: Pat
     before = first.certificate.read_bytes()
     create_certificate(tmp_path, force=True)
     assert first.certificate.read_bytes() != before
+
+
+async def test_aes256_sha256_rsapss_is_served_when_configured(
+    store, pki: dict[str, CertificateFiles]
+) -> None:
+    plant = build(store)
+    own = pki["plant"]
+    secure = {
+        "policy": "Aes256_Sha256_RsaPss",
+        "certificate": str(own.certificate),
+        "private_key": str(own.private_key),
+        "trust_dir": str(own.trust_dir),
+        "users": {"scada": "s3cret"},
+    }
+    async with running(plant), serving(plant, **secure) as server:
+        client = await secure_client(
+            server, pki["scada"], "s3cret", SecurityPolicyAes256Sha256RsaPss
+        )
+        async with client:
+            assert await (await cell_node(client, "a1", "Online")).read_value() is True
