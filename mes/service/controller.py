@@ -108,6 +108,8 @@ class ControllerOptions:
     #: ``overdue_grace_s`` raises an alarm (once; cleared when the job ends).
     overdue_factor: float = 2.0
     overdue_grace_s: float = 60.0
+    #: How often job progress is recorded for watchers in other processes.
+    progress_s: float = 1.0
 
 
 class Controller:
@@ -195,6 +197,7 @@ class Controller:
             tasks.append(asyncio.create_task(self._poll_releases(), name="poll"))
             if self.store.is_sqlite:
                 tasks.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
+            tasks.append(asyncio.create_task(self._publish_progress(), name="progress"))
             if self.replanner is not None:
                 tasks.append(asyncio.create_task(self.replanner.run(), name="planner"))
             self.started.set()
@@ -210,6 +213,18 @@ class Controller:
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    async def _publish_progress(self) -> None:
+        """Record each cell's job progress about once a second (when it changed), beside
+        the other commits, so watchers in other processes (the dashboard) see it."""
+        written: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(self.options.progress_s)
+            now = {name: round(self.progress.get(name, 0.0), 3) for name in self.cells}
+            changed = {n: p for n, p in now.items() if written.get(n, 0.0) != p}
+            if changed:
+                await self.recorder.commit(Changes(progress=changed))
+                written.update(changed)
 
     async def _checkpoints(self) -> None:
         """Checkpoint the SQLite WAL every second, beside the commits, not inside one."""

@@ -88,6 +88,8 @@ class Changes:
     #: new raise must end raised. Acknowledgements: id -> (who, at).
     alarm_ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     acks: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+    progress: dict[str, float] = field(default_factory=dict)
+    """Cell -> progress (0..1) of its running job, for watchers (not journaled)."""
 
     def answer(self, request_id: int, state: str, result: str, at: datetime) -> None:
         """Record what became of a request, with the change it made."""
@@ -170,6 +172,7 @@ class Changes:
         self.requests.update(other.requests)
         self.alarm_ops.extend(other.alarm_ops)
         self.acks.update(other.acks)
+        self.progress.update(other.progress)
         for job_id, snapshot in other.jobs.items():
             self.jobs[job_id] = {**self.jobs.get(job_id, {}), **snapshot}
 
@@ -183,6 +186,7 @@ class Changes:
             or self.requests
             or self.alarm_ops
             or self.acks
+            or self.progress
         )
 
 

@@ -94,6 +94,10 @@ def _apply(conn: Connection, changes: Changes) -> None:
     if changes.requests:
         conn.execute(_REQUEST_UPDATE, list(changes.requests.values()))
     _apply_alarms(conn, changes.alarm_ops)
+    if changes.progress:
+        conn.execute(
+            _CELL_UPDATE, [{"k": name, "progress": p} for name, p in changes.progress.items()]
+        )
     for alarm_id, (who, at) in changes.acks.items():
         conn.execute(
             update(ALARMS).where(ALARMS.c.id == alarm_id).values(acked_at=at, acked_by=who)

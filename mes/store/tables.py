@@ -130,6 +130,8 @@ class CellRow(SQLModel, table=True):
     job_id: int | None = None
     hold: str = ""
     waiting_for: str = ""
+    progress: float = 0.0
+    """Of the running job, 0..1, brought up to date about once a second."""
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 

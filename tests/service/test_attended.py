@@ -3,6 +3,8 @@ changed), and holds that outlive a lost link or a controller restart."""
 
 from __future__ import annotations
 
+import asyncio
+
 from mes.service.controller import CellSetup
 from tests.service.conftest import build, release_units, running
 from tests.service.test_operator import answered, ask, cell_states
@@ -97,3 +99,23 @@ async def test_an_operators_hold_outlives_a_restart(store) -> None:
         assert again.fakes["a1"].started == []
         row = await answered(again, ask(again, "cell.resume", "a1"))
         assert row["result"] == "resumed"
+
+
+async def test_job_progress_reaches_the_store_for_other_processes(store) -> None:
+    from dataclasses import replace
+
+    from tests.service.conftest import CELLS, FAST
+
+    async def recorded(cell: str, value: float) -> None:
+        async with asyncio.timeout(5):
+            while {c["name"]: c["progress"] for c in store.cells()}[cell] != value:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)  # another process would poll like this
+
+    release_units(store)
+    plant = build(store, CELLS, replace(FAST, progress_s=0.02))
+    async with running(plant):
+        job = await plant.started("a1")
+        plant.fakes["a1"].progress(job.job_id, 0.5)
+        await recorded("a1", 0.5)
+        plant.fakes["a1"].complete(job.job_id)
+        await recorded("a1", 0.0)
