@@ -166,5 +166,7 @@ def test_kill_9_at_every_boundary_and_at_random_never_runs_a_job_twice(tmp_path:
         f"{followed} followed after a restart, {again} delivered again under the same id; "
         f"{sum(j['state'] == 'interrupted' for j in jobs)} interrupted"
     )
-    assert followed > 0
+    # A hand-off recorded but never delivered (the kill after the dispatch commit) is
+    # certain; a job still running when the controller is back depends on timing.
+    assert again > 0
     store.close()
