@@ -1,0 +1,267 @@
+"""Numbered lines, a send window counted in ``ok``s, and resends from a bounded history.
+
+Pure: no I/O, no clock. The driver feeds it what the printer said and writes what it
+returns.
+
+Theory of operation:
+
+* **Window.** Every command goes out numbered, with its checksum. Marlin answers every
+  line it reads with exactly one ``ok``, also the lines it rejects (``Error:...``,
+  ``Resend: n``, ``ok``), so the transmissions awaiting an ``ok`` form a FIFO: the next
+  ``ok`` answers the oldest. ``window`` bounds that FIFO; the default 1 is ping-pong, as
+  OctoPrint (``ackMax``) and Printrun send. More than Marlin's command buffer (BUFSIZE,
+  4 by default) only fills its 128-byte serial buffer, and overflowing it garbles lines.
+* **Confirmation.** Marlin takes line ``n`` only right after ``n - 1``, so an ``ok`` that
+  answers transmission ``n`` without a resend request confirms every line up to ``n``.
+  :meth:`LineFlow.ok` returns the tags of the lines it confirms, in order and each once,
+  also lines whose own ``ok`` was lost.
+* **Resend.** ``Resend: k`` replays ``k .. next-1`` from the history, each with its own
+  number and checksum, before anything new goes out. With a window above 1, the lines
+  sent behind the rejected one are in doubt: Marlin empties its serial buffer when it
+  rejects a line (``gcode_line_error``), so those still in it vanish without an answer,
+  and those arriving later each draw ``Resend: k`` and an ``ok`` of their own. They leave
+  the FIFO as *ghosts*: a request for ``k`` while ghosts remain is a ghost's (its ``ok``
+  is swallowed), and the first ``ok`` for a replayed line proves the rest vanished. A
+  request for the line not yet sent answers a line the printer already had (sent twice,
+  or still on the wire when it restarted): nothing is replayed and its ``ok`` swallowed.
+  The same line asked for more than ``max_resends`` times in a row without progress past
+  it is a loop: :class:`ResendLoop` (OctoPrint#3914). A line older than the history:
+  :class:`NoHistory`.
+* **Lost ok.** :meth:`LineFlow.release` forgets the oldest transmission and frees its
+  credit (the driver calls it after a communication timeout and sends ``M105``). If the
+  line itself was lost, that next numbered line draws a resend request and the history
+  repairs the gap.
+* **Renumber.** :meth:`LineFlow.renumber` frames ``M110 N<n>``, which Marlin takes
+  whatever line it expected; replay, history and unconfirmed lines are dropped. The hello
+  (:meth:`LineFlow.restart`) is the same from line 0.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from drivers.serial.marlin_codec import frame
+
+T = TypeVar("T")
+
+
+class LinkBroken(Exception):
+    """The line numbering cannot be repaired; the link must be reset."""
+
+
+class ResendLoop(LinkBroken):
+    """The printer keeps asking for one line."""
+
+
+class NoHistory(LinkBroken):
+    """The printer asked for a line the history no longer holds."""
+
+
+@dataclass(slots=True)
+class Sent:
+    """One transmission awaiting its ``ok``."""
+
+    number: int
+    command: str
+    epoch: int
+    rejected: bool = False
+
+
+class LineFlow(Generic[T]):
+    """The sending side of one printer link (see the module docstring).
+
+    Attributes:
+        next_number: The number the next new line gets.
+        resent: Lines sent again on request, since the last restart.
+    """
+
+    def __init__(self, *, window: int = 1, history: int = 50, max_resends: int = 10) -> None:
+        if window < 1 or history < 1 or max_resends < 1:
+            raise ValueError("window, history and max_resends must be >= 1")
+        self.window = window
+        self.history_size = history
+        self.max_resends = max_resends
+        self.next_number = 0
+        self.resent = 0
+        self._history: OrderedDict[int, str] = OrderedDict()
+        self._in_flight: deque[Sent] = deque()
+        self._unconfirmed: deque[tuple[int, T]] = deque()
+        self._replay: deque[int] = deque()
+        self._epoch = 0
+        self._target: int | None = None
+        self._asked: tuple[int, int] | None = None  # (line, times in a row)
+        self._ghosts = 0  # transmissions behind a rejected one, in doubt
+        self._ghost_ok = False  # the next ok answers a ghost
+        self._floor = 0  # number of the last M110: older lines are gone for good
+
+    def __repr__(self) -> str:
+        return (
+            f"<LineFlow next={self.next_number} in_flight={len(self._in_flight)}/{self.window} "
+            f"replay={len(self._replay)}>"
+        )
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        """Transmissions awaiting their ``ok``."""
+        return len(self._in_flight)
+
+    @property
+    def can_send(self) -> bool:
+        """A credit is free (fewer than ``window`` lines await an ``ok``)."""
+        return len(self._in_flight) < self.window
+
+    @property
+    def replaying(self) -> bool:
+        """Lines wait to be sent again; nothing new may go out before them."""
+        return bool(self._replay)
+
+    def in_flight_commands(self) -> list[str]:
+        """The commands awaiting an ``ok``, oldest first."""
+        return [s.command for s in self._in_flight]
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _remember(self, number: int, command: str) -> None:
+        self._history[number] = command
+        while len(self._history) > self.history_size:
+            self._history.popitem(last=False)
+
+    def send(self, command: str, tag: T) -> bytes:
+        """Number ``command``, remember it, and return its frame.
+
+        Raises:
+            RuntimeError: no credit is free, or a replay is pending (a caller's bug).
+        """
+        if not self.can_send or self._replay:
+            raise RuntimeError(f"{self!r}: cannot send a new line now")
+        number = self.next_number
+        self.next_number += 1
+        self._remember(number, command)
+        self._in_flight.append(Sent(number, command, self._epoch))
+        self._unconfirmed.append((number, tag))
+        return frame(number, command)
+
+    def resend_next(self) -> bytes | None:
+        """The next line of a pending replay (if a credit is free), else None."""
+        if not self._replay or not self.can_send:
+            return None
+        number = self._replay.popleft()
+        command = self._history[number]
+        self._in_flight.append(Sent(number, command, self._epoch))
+        self.resent += 1
+        return frame(number, command)
+
+    def renumber(self, tag: T) -> bytes:
+        """``M110 N<n>`` as line ``n``: drop replay, history and unconfirmed lines."""
+        number = self.next_number
+        self._replay.clear()
+        self._history.clear()
+        self._unconfirmed.clear()
+        self._target = None
+        self._asked = None
+        self._epoch += 1  # requests drawn by lines sent before this one are void
+        self._floor = number
+        self.next_number = number + 1
+        command = f"M110 N{number}"
+        self._remember(number, command)
+        self._in_flight.append(Sent(number, command, self._epoch))
+        self._unconfirmed.append((number, tag))
+        return frame(number, command)
+
+    def restart(self, tag: T) -> bytes:
+        """Forget everything (a new connection, a rebooted printer) and frame the hello
+        ``N0 M110 N0``."""
+        self._in_flight.clear()
+        self._ghosts, self._ghost_ok = 0, False
+        self.next_number = 0
+        self.resent = 0
+        return self.renumber(tag)
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _confirm(self, number: int) -> list[T]:
+        if self._asked is not None and number >= self._asked[0]:
+            self._asked = None  # progress past the line asked for: not a loop
+        tags: list[T] = []
+        while self._unconfirmed and self._unconfirmed[0][0] <= number:
+            tags.append(self._unconfirmed.popleft()[1])
+        return tags
+
+    def ok(self) -> list[T]:
+        """An ``ok``: it answers the oldest transmission; the tags now confirmed."""
+        if self._ghost_ok:
+            self._ghost_ok = False
+            return []
+        if not self._in_flight:
+            return []  # late ok for a transmission released after a timeout
+        sent = self._in_flight.popleft()
+        if sent.rejected:
+            return []
+        self._ghosts = 0  # a line sent after the ghosts is answered: the rest vanished
+        return self._confirm(sent.number)
+
+    def ok_for(self, number: int) -> list[T]:
+        """An ``ok`` known to answer line ``number`` (the handshake knows which line the
+        printer is answering): whatever older answers were still owed are void."""
+        self._ghosts, self._ghost_ok = 0, False
+        while self._in_flight and self._in_flight[0].number <= number:
+            self._in_flight.popleft()
+        return self._confirm(number)
+
+    def release(self) -> bool:
+        """Give up on the oldest transmission's ``ok`` (a timeout); False if none waits."""
+        if not self._in_flight:
+            return False
+        self._in_flight.popleft()
+        return True
+
+    def resend(self, number: int) -> None:
+        """The printer asked for everything again from line ``number``.
+
+        Raises:
+            ResendLoop: the same line was asked for more than ``max_resends`` times.
+            NoHistory: the line is older than the history, or was never sent.
+        """
+        if self._ghosts and number == self._target:
+            self._ghosts -= 1
+            self._ghost_ok = True
+            return  # drawn by a line sent behind the rejected one
+        if number == self.next_number:
+            self._ghost_ok = True
+            return  # drawn by a line it already had: it has every line we sent
+        head = self._in_flight[0] if self._in_flight else None
+        if head is not None and head.rejected:
+            return  # a second request answering the same transmission
+        if head is not None:
+            head.rejected = True
+            if head.epoch < self._epoch and number < self._floor:
+                return  # drawn by a line sent before the M110 that voided it
+        if number < self._floor or (number not in self._history and number < self.next_number):
+            if self._floor in self._history and number < self._floor:
+                number = self._floor  # lines before an M110 are void: resend the M110
+            else:
+                oldest = next(iter(self._history), self.next_number)
+                raise NoHistory(
+                    f"printer requested line {number} but the history holds lines "
+                    f"{oldest}..{self.next_number - 1} only; cannot resend"
+                )
+        if number > self.next_number:
+            raise NoHistory(
+                f"printer requested line {number}, but the last line sent is {self.next_number - 1}"
+            )
+        times = self._asked[1] + 1 if self._asked and self._asked[0] == number else 1
+        self._asked = (number, times)
+        if times > self.max_resends:
+            raise ResendLoop(
+                f"printer keeps requesting line {number} again and again ({times} times), "
+                "communication stuck"
+            )
+        while len(self._in_flight) > 1:
+            self._in_flight.pop()
+            self._ghosts += 1
+        self._target = number
+        self._replay = deque(range(number, self.next_number))
