@@ -25,6 +25,12 @@ class Driver(ABC):
 
     #: The ``kind`` that selects this driver in the plant config.
     kind: ClassVar[str]
+    #: Whether the cell itself knows the job ids it was given, across the controller's
+    #: restarts (a PLC's registers, a machine object): then a hand-off recorded but
+    #: perhaps never delivered is safely handed over again under the same id. A streamed
+    #: serial machine forgets with its host: such a hand-off may have started, so it is
+    #: treated as interrupted instead, never sent twice.
+    remembers_jobs: ClassVar[bool] = True
 
     def __init__(self, name: str) -> None:
         self.name = name

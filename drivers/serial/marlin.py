@@ -85,6 +85,7 @@ class MarlinCell(Driver):
     """
 
     kind = "marlin"
+    remembers_jobs = False  # a print streams from its host; the printer keeps no job ids
 
     def __init__(self, name: str, settings: MarlinSettings) -> None:
         super().__init__(name)

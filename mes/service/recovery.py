@@ -82,6 +82,15 @@ async def reconcile(controller: Controller, name: str, status: CellStatus) -> Ac
             action = Action("follow", job)
         elif status.last_job_id == step.job_id and status.last_report is not None:
             finished = (job, status.last_report)
+        elif (
+            step.state is StepState.DISPATCHED
+            and not controller.supervisors[name].driver.remembers_jobs
+        ):
+            # The cell cannot say whether the hand-off reached it (a print streams from
+            # its host): it may have begun, so it is never sent again under this id.
+            controller._interrupt(
+                step, changes, "the hand-off may have begun; the cell cannot say", now
+            )
         elif step.state is StepState.DISPATCHED:
             # The hand-off was recorded but never reached the cell: hand it over
             # again under the same job id (the cell refuses an id it already ran).

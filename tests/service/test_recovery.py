@@ -101,6 +101,24 @@ async def test_a_job_recorded_but_never_handed_over_is_handed_over_under_the_sam
     assert plant.fakes["a1"].started == []
 
 
+async def test_a_hand_off_to_a_cell_that_forgets_jobs_is_interrupted_never_resent(store):
+    (unit_id,) = release_units(store)
+    unit = store.load_units([unit_id])[0]
+    step, now = unit.steps[0], datetime.now(UTC)
+    job_id = store.reserve_job_ids(1)[0]
+    changes = Changes()
+    changes.add(Event.of(step.dispatch("a2", job_id, now), "crashed"), step)
+    changes.job(step, at=now)
+    store.apply(changes)  # ... and the controller died while streaming it, or before
+
+    plant = build(store)
+    plant.fakes["a2"].remembers_jobs = False  # a printer: it cannot say which it was
+    async with running(plant):
+        event = await plant.wait_for(lambda e: e.subject == step.id and e.after == "interrupted")
+        assert "cannot say" in event.data["reason"]
+    assert all(j.job_id != job_id for f in plant.fakes.values() for j in f.started)
+
+
 async def test_a_lost_link_marks_the_cell_offline_and_the_job_is_followed_on_reconnect(store):
     (unit_id,) = release_units(store)
     plant = build(store)
