@@ -13,6 +13,7 @@ from drivers.base import Driver
 from drivers.modbus.driver import ModbusCell, ModbusSettings
 from drivers.modbus.link import Endpoint, ModbusLink
 from drivers.opcua.driver import OpcuaCell, OpcuaSettings
+from drivers.serial.marlin import MarlinCell
 from drivers.sim import SimCell
 from mes.errors import MesError
 from mes.service.controller import CellSetup, Controller, ControllerOptions
@@ -20,13 +21,14 @@ from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig, SimMachineConfig
+from mes.settings.serial import MarlinDriverConfig
 from mes.store import Store
 from routing.fit import Station
 from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
 from routing.scheduling.optimizer import available as optimizer_available
 
 if TYPE_CHECKING:
-    from drivers.sim.plant_sims import MachineSpec, SimSpec
+    from drivers.sim.plant_sims import MachineSpec, SerialSpec, SimSpec
     from mes.faces.opcua import PlantServer
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,10 @@ def build_driver(
     if isinstance(config, SimDriverConfig):
         return SimCell(
             cell.name, speed=speed * config.speed, fault_rate=config.fault_rate, seed=seed
+        )
+    if isinstance(config, MarlinDriverConfig):
+        return MarlinCell(
+            cell.name, config.settings(read_only=read_only or plant.config.plant.read_only)
         )
     if isinstance(config, OpcuaDriverConfig):
         return OpcuaCell(
@@ -275,6 +281,25 @@ def sim_specs(plant: Plant, *, speed: float = 1.0, log: Path | None = None) -> l
             )
         )
     return specs
+
+
+def serial_specs(plant: Plant, *, speed: float = 1.0, log: Path | None = None) -> list[SerialSpec]:
+    """The simulated serial machines for every printer (and GRBL) cell of ``plant``."""
+    from drivers.sim.plant_sims import SerialSpec
+
+    return [
+        SerialSpec(
+            name=cell.name,
+            kind=config.kind,
+            port=config.port,
+            # The line's time scales with the device's: a sped-up demo is sped up whole.
+            baudrate=round(config.baudrate * speed * (config.sim.speed if config.sim else 1.0)),
+            speed=speed * (config.sim.speed if config.sim else 1.0),
+            log_path=log,
+        )
+        for cell in plant.cells
+        if isinstance(config := cell.driver, MarlinDriverConfig)
+    ]
 
 
 def controller_options(plant: Plant) -> ControllerOptions:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from mes.cli_bench import bench_app
+from mes.dashboard.command import dashboard as dashboard_command
 from mes.errors import InputError, MesError, NotFound
 from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
 from mes.store import Store
@@ -108,7 +109,20 @@ def demo(
         bool, typer.Option(help="Monitor only: hand no job to any cell, write no PLC.")
     ] = False,
 ) -> None:
-    """Run the demo plant: release random custom units and run them all to done."""
+    """Run the demo plant: release random custom units and run them all to done.
+
+    In a terminal the dashboard opens on it (--headless: progress lines only); the
+    controller then runs in a child process, so drawing never slows it."""
+    if not headless and sys.stdin.isatty() and sys.stdout.isatty():
+        from mes.dashboard.command import demo_with_dashboard
+
+        child = ["--units", str(units), "--speed", str(speed), "--seed", str(seed)]
+        child += ["--plant", str(plant)] + (["--json"] if as_json else [])
+        child += ([] if sims else ["--no-sims"]) + (["--read-only"] if read_only else [])
+        code = demo_with_dashboard(child, db, plant, speed)
+        if code:
+            raise typer.Exit(code)
+        return
     from mes.bootstrap import build_controller, serving_faces, stations
     from mes.service.demo import random_order, run_demo
 
@@ -135,19 +149,23 @@ def demo(
         raise typer.Exit(130)
 
 
+app.command("dashboard")(dashboard_command)
+
+
 @contextlib.asynccontextmanager
 async def _simulators(plant: Plant, speed: float, *, enabled: bool = True) -> AsyncIterator[None]:
     """Serve the plant's simulated PLCs for the duration of the block."""
     from drivers.sim.plant_sims import serve
-    from mes.bootstrap import machine_specs, sim_specs
+    from mes.bootstrap import machine_specs, serial_specs, sim_specs
 
     specs = sim_specs(plant, speed=speed) if enabled else []
     machines = machine_specs(plant, speed=speed) if enabled else []
-    if not specs and not machines:
+    lines = serial_specs(plant, speed=speed) if enabled else []
+    if not specs and not machines and not lines:
         yield
         return
     try:
-        simulators = await serve(specs, machines)
+        simulators = await serve(specs, machines, lines)
     except OSError as exc:
         raise MesError(
             f"cannot serve the simulated PLCs ({exc}); is `mes sim` or another demo "
@@ -170,16 +188,17 @@ def sim(
         typer.Option(help="Append every job id a simulated PLC starts to this file (JSON lines)."),
     ] = None,
 ) -> None:
-    """Serve a simulated PLC for every Modbus cell and a simulated machine for every OPC UA
-    cell of the plant, until Ctrl-C."""
+    """Serve a simulated PLC for every Modbus cell, a simulated machine for every OPC UA
+    cell and a virtual printer for every Marlin cell of the plant, until Ctrl-C."""
     from drivers.sim.plant_sims import serve
-    from mes.bootstrap import machine_specs, sim_specs
+    from mes.bootstrap import machine_specs, serial_specs, sim_specs
 
     config = load_plant(plant)
     specs = sim_specs(config, speed=speed, log=log)
     machines = machine_specs(config, speed=speed, log=log)
-    if not specs and not machines:
-        raise MesError(f"{plant}: no Modbus or OPC UA cell to simulate")
+    lines = serial_specs(config, speed=speed, log=log)
+    if not specs and not machines and not lines:
+        raise MesError(f"{plant}: no Modbus, OPC UA or serial cell to simulate")
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -187,7 +206,7 @@ def sim(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            simulators = await serve(specs, machines)
+            simulators = await serve(specs, machines, lines)
         except OSError as exc:
             raise MesError(f"cannot serve the simulated PLCs: {exc}") from exc
         try:
@@ -200,6 +219,8 @@ def sim(
                 print(f"simulating {spec.name} on {where} (device {spec.device_id})", flush=True)
             for machine in machines:
                 print(f"simulating {machine.name} on {machine.endpoint} (OPC UA)", flush=True)
+            for line in lines:
+                print(f"simulating {line.name} on {line.port} ({line.kind})", flush=True)
             print("Ctrl-C stops", flush=True)
             await stop.wait()
         finally:

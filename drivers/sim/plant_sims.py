@@ -21,11 +21,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
+from urllib.parse import urlparse
 
 from asyncua import ua
 
 from drivers.modbus.plcmap import PlcMap
+from drivers.sim.marlin.firmware import SimMarlin
+from drivers.sim.marlin.port import SimMarlinPort
+from drivers.sim.marlin.port import serve as serve_printer
 from drivers.sim.modbus_server import SimServer
 from drivers.sim.opcua_machine import SimMachine
 from drivers.sim.opcua_server import OpcuaSimServer
@@ -77,6 +81,19 @@ class MachineSpec:
     log_path: Path | None = None
     commands: Literal["methods", "writes"] = "methods"
     states: Literal["names", "packml"] = "names"
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSpec:
+    """One simulated serial machine (a Marlin printer) and where it is reached: a
+    ``socket://host:port`` URL is served on TCP, a path as a symlink to a pty."""
+
+    name: str
+    kind: Literal["marlin"]
+    port: str
+    baudrate: int = 115200
+    speed: float = 1.0
+    log_path: Path | None = None
 
 
 class JobLog:
@@ -134,6 +151,8 @@ class Simulators:
         self.servers: dict[str, SimServer] = {}
         self.machines: dict[str, SimMachine] = {}
         self.ua_servers: list[OpcuaSimServer] = []
+        self.printers: dict[str, SimMarlin] = {}
+        self.serial_ports: list[SimMarlinPort] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: dict[Path, JobLog] = {}
 
@@ -162,6 +181,12 @@ class Simulators:
         for ua_server in self.ua_servers:
             await ua_server.aclose()
         self.ua_servers = []
+        for served in self.serial_ports:
+            await served.aclose()
+        self.serial_ports = []
+        for printer in self.printers.values():
+            await printer.aclose()
+        self.printers = {}
         for log in self._logs.values():
             log.close()
         self._logs = {}
@@ -186,8 +211,13 @@ def _groups(specs: Iterable[SimSpec]) -> list[list[SimSpec]]:
     return list(groups.values())
 
 
-async def serve(specs: Iterable[SimSpec], machines: Iterable[MachineSpec] = ()) -> Simulators:
-    """Start the servers and scan loops for ``specs`` (PLCs) and ``machines`` (OPC UA).
+async def serve(
+    specs: Iterable[SimSpec],
+    machines: Iterable[MachineSpec] = (),
+    serial: Iterable[SerialSpec] = (),
+) -> Simulators:
+    """Start the servers and scan loops for ``specs`` (PLCs), ``machines`` (OPC UA) and
+    ``serial`` (printers on a pty or TCP).
 
     Raises:
         ValueError: two specs share a name, or a device id on one server.
@@ -242,6 +272,19 @@ async def serve(specs: Iterable[SimSpec], machines: Iterable[MachineSpec] = ()) 
             ua_server = OpcuaSimServer(made, endpoint=endpoint, scan_ms=group_[0].scan_ms)
             await ua_server.start()
             sims.ua_servers.append(ua_server)
+        for line in serial:
+            printer = SimMarlin(
+                line.name,
+                speed=line.speed,
+                on_job=sims.log_for(line.log_path) if line.log_path else None,
+            )
+            sims.printers[line.name] = printer
+            url = urlparse(line.port)
+            if url.scheme == "socket":
+                where: dict[str, Any] = {"host": url.hostname, "port": url.port}
+            else:
+                where = {"link": line.port}
+            sims.serial_ports.append(await serve_printer(printer, baudrate=line.baudrate, **where))
     except BaseException:
         await sims.aclose()
         raise

@@ -17,6 +17,7 @@ from mes.settings.modbus import ModbusDriverConfig, map_problems
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig
 from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
+from mes.settings.serial import MarlinDriverConfig
 from mes.settings.toml_lines import KeyLines, KeyPath
 from routing.family import Family, OptionKind, OptionSpec, OptionValue, QualityPolicy
 
@@ -76,6 +77,13 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
 
 def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]:
     driver = cell.driver
+    if isinstance(driver, MarlinDriverConfig):
+        try:
+            driver.settings()
+        except ValueError as exc:
+            key, _, reason = str(exc).partition(": ")
+            return [Issue(("cells", i, "driver", key), reason or str(exc))]
+        return []
     if isinstance(driver, OpcuaDriverConfig):
         return _security_issues(("cells", i, "driver", "security"), driver.security) + (
             _node_issues(i, driver)

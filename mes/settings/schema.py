@@ -23,6 +23,7 @@ from mes.settings.base import Capability, Identifier, Name, NonBlank
 from mes.settings.base import Model as _Model
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, RegisterMap
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaServerConfig
+from mes.settings.serial import MarlinDriverConfig
 
 # -- plant.toml -------------------------------------------------------------------
 
@@ -55,7 +56,8 @@ class SimDriverConfig(_Model):
 
 # One member per driver kind.
 DriverConfig = Annotated[
-    SimDriverConfig | ModbusDriverConfig | OpcuaDriverConfig, Field(discriminator="kind")
+    SimDriverConfig | ModbusDriverConfig | OpcuaDriverConfig | MarlinDriverConfig,
+    Field(discriminator="kind"),
 ]
 
 

@@ -702,3 +702,35 @@ async def test_a_part_from_our_own_generator_prints_end_to_end() -> None:
         assert end.measurements["bed_max_c"] == pytest.approx(60, abs=1)
         assert [c for _, c in printed(rig.sim, 218)] == [*program_of(part), "M400"]
         assert rig.sim.hotend.target == 0 and rig.sim.jobs[0].outcome == "done"
+
+
+async def test_a_long_print_through_corruption_a_lost_ok_and_a_stall_arrives_exactly() -> None:
+    """Issue 8's streaming soak: 1 corrupted line in 1,000, a dropped ``ok`` and one stall
+    longer than the timeout (the 30 s of the field, scaled with the timeout): the printer
+    executes the program exactly, nothing lost, repeated or reordered."""
+    count = 3000
+    async with printer("pty", timeout_s=0.3) as rig:
+        j = job(301, moves(count, feed=30000))
+        first = rig.driver._flow.next_number
+        for offset in range(500, count, 1000):
+            rig.sim.corrupt(first + offset)
+        rig.sim.drop_ok(first + 2222)
+        await rig.driver.start_job(j)
+        stalled = False
+        reports: list[JobReport] = []
+        async with asyncio.timeout(120):
+            async for report in rig.driver.reports(301):
+                reports.append(report)
+                if isinstance(report, JobProgress) and report.fraction > 0.6 and not stalled:
+                    stalled = True
+                    rig.sim.go_silent()
+                    await asyncio.sleep(0.45)  # the stall itself: 1.5 timeouts
+                    rig.sim.wake_up()
+        end = reports[-1]
+        assert isinstance(end, JobCompleted), end
+        assert stalled and rig.sim.line_errors >= 3  # the wake after the stall may add one
+        taken = printed(rig.sim, 301)
+        assert [c for _, c in taken if c != "M105"] == [*program_of(j), "M400"]  # no wakes
+        numbers = [n for n, _ in taken if n is not None]  # each line number taken once
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+        assert rig.sim.executed == [301]

@@ -200,7 +200,7 @@ PLANT_CASES = {
         '"test"]\n[cells.driver]\nspeed = 2.0',
         13,
         "cells[1].driver",
-        "driver kind is required (known: sim, modbus, opcua)",
+        "driver kind is required (known: sim, modbus, opcua, marlin)",
     ),
     "duplicate cell names": (
         'name = "bench-1"',
@@ -253,7 +253,7 @@ def test_unknown_driver_kind(tmp_path: Path) -> None:
         (8, "cells[0].driver.kind"),
         (14, "cells[1].driver.kind"),
     ]
-    assert problems[0].reason == "unknown driver kind 'profibus' (known: sim, modbus, opcua)"
+    assert problems[0].reason == "unknown driver kind 'profibus' (known: sim, modbus, opcua, marlin)"
 
 
 def test_missing_driver_table(tmp_path: Path) -> None:
