@@ -13,6 +13,7 @@ from drivers.base import Driver
 from drivers.modbus.driver import ModbusCell, ModbusSettings
 from drivers.modbus.link import Endpoint, ModbusLink
 from drivers.opcua.driver import OpcuaCell, OpcuaSettings
+from drivers.serial.grbl import GrblCell
 from drivers.serial.marlin import MarlinCell
 from drivers.sim import SimCell
 from mes.errors import MesError
@@ -21,7 +22,7 @@ from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig, SimMachineConfig
-from mes.settings.serial import MarlinDriverConfig
+from mes.settings.serial import GrblDriverConfig, MarlinDriverConfig, SerialDriverConfig
 from mes.store import Store
 from routing.fit import Station
 from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
@@ -136,6 +137,10 @@ def build_driver(
         )
     if isinstance(config, MarlinDriverConfig):
         return MarlinCell(
+            cell.name, config.settings(read_only=read_only or plant.config.plant.read_only)
+        )
+    if isinstance(config, GrblDriverConfig):
+        return GrblCell(
             cell.name, config.settings(read_only=read_only or plant.config.plant.read_only)
         )
     if isinstance(config, OpcuaDriverConfig):
@@ -298,7 +303,7 @@ def serial_specs(plant: Plant, *, speed: float = 1.0, log: Path | None = None) -
             log_path=log,
         )
         for cell in plant.cells
-        if isinstance(config := cell.driver, MarlinDriverConfig)
+        if isinstance(config := cell.driver, SerialDriverConfig)
     ]
 
 

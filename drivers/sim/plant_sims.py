@@ -27,6 +27,9 @@ from urllib.parse import urlparse
 from asyncua import ua
 
 from drivers.modbus.plcmap import PlcMap
+from drivers.sim.grbl.firmware import SimGrbl
+from drivers.sim.grbl.port import SimGrblPort
+from drivers.sim.grbl.port import serve as serve_grbl
 from drivers.sim.marlin.firmware import SimMarlin
 from drivers.sim.marlin.port import SimMarlinPort
 from drivers.sim.marlin.port import serve as serve_printer
@@ -85,11 +88,12 @@ class MachineSpec:
 
 @dataclass(frozen=True, slots=True)
 class SerialSpec:
-    """One simulated serial machine (a Marlin printer) and where it is reached: a
+    """One simulated serial machine (a Marlin printer, a GRBL machine) and where it is
+    reached: a
     ``socket://host:port`` URL is served on TCP, a path as a symlink to a pty."""
 
     name: str
-    kind: Literal["marlin"]
+    kind: Literal["marlin", "grbl"]
     port: str
     baudrate: int = 115200
     speed: float = 1.0
@@ -151,8 +155,8 @@ class Simulators:
         self.servers: dict[str, SimServer] = {}
         self.machines: dict[str, SimMachine] = {}
         self.ua_servers: list[OpcuaSimServer] = []
-        self.printers: dict[str, SimMarlin] = {}
-        self.serial_ports: list[SimMarlinPort] = []
+        self.serial_machines: dict[str, SimMarlin | SimGrbl] = {}
+        self.serial_ports: list[SimMarlinPort | SimGrblPort] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: dict[Path, JobLog] = {}
 
@@ -184,9 +188,9 @@ class Simulators:
         for served in self.serial_ports:
             await served.aclose()
         self.serial_ports = []
-        for printer in self.printers.values():
-            await printer.aclose()
-        self.printers = {}
+        for machine in self.serial_machines.values():
+            await machine.aclose()
+        self.serial_machines = {}
         for log in self._logs.values():
             log.close()
         self._logs = {}
@@ -273,17 +277,19 @@ async def serve(
             await ua_server.start()
             sims.ua_servers.append(ua_server)
         for line in serial:
-            printer = SimMarlin(
-                line.name,
-                speed=line.speed,
-                on_job=sims.log_for(line.log_path) if line.log_path else None,
-            )
-            sims.printers[line.name] = printer
+            on_job = sims.log_for(line.log_path) if line.log_path else None
             url = urlparse(line.port)
             if url.scheme == "socket":
                 where: dict[str, Any] = {"host": url.hostname, "port": url.port}
             else:
                 where = {"link": line.port}
+            if line.kind == "grbl":
+                grbl = SimGrbl(line.name, speed=line.speed, on_job=on_job)
+                sims.serial_machines[line.name] = grbl
+                sims.serial_ports.append(await serve_grbl(grbl, baudrate=line.baudrate, **where))
+                continue
+            printer = SimMarlin(line.name, speed=line.speed, on_job=on_job)
+            sims.serial_machines[line.name] = printer
             sims.serial_ports.append(await serve_printer(printer, baudrate=line.baudrate, **where))
     except BaseException:
         await sims.aclose()

@@ -17,7 +17,7 @@ from mes.settings.modbus import ModbusDriverConfig, map_problems
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig
 from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
-from mes.settings.serial import MarlinDriverConfig
+from mes.settings.serial import GrblDriverConfig, MarlinDriverConfig
 from mes.settings.toml_lines import KeyLines, KeyPath
 from routing.family import Family, OptionKind, OptionSpec, OptionValue, QualityPolicy
 
@@ -77,7 +77,7 @@ def check_plant(config: PlantConfig, lines: KeyLines) -> list[Issue]:
 
 def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]:
     driver = cell.driver
-    if isinstance(driver, MarlinDriverConfig):
+    if isinstance(driver, MarlinDriverConfig | GrblDriverConfig):
         try:
             driver.settings()
         except ValueError as exc:

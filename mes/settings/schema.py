@@ -23,7 +23,7 @@ from mes.settings.base import Capability, Identifier, Name, NonBlank
 from mes.settings.base import Model as _Model
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, RegisterMap
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaServerConfig
-from mes.settings.serial import MarlinDriverConfig
+from mes.settings.serial import GrblDriverConfig, MarlinDriverConfig
 
 # -- plant.toml -------------------------------------------------------------------
 
@@ -56,7 +56,11 @@ class SimDriverConfig(_Model):
 
 # One member per driver kind.
 DriverConfig = Annotated[
-    SimDriverConfig | ModbusDriverConfig | OpcuaDriverConfig | MarlinDriverConfig,
+    SimDriverConfig
+    | ModbusDriverConfig
+    | OpcuaDriverConfig
+    | MarlinDriverConfig
+    | GrblDriverConfig,
     Field(discriminator="kind"),
 ]
 

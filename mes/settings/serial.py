@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from drivers.serial.grbl_settings import GrblSettings
 from drivers.serial.marlin_settings import MarlinSettings
 from mes.settings.base import Model, NonBlank
 
@@ -79,3 +80,48 @@ class MarlinDriverConfig(Model):
             write_timeout_s=self.write_timeout_s,
             read_only=read_only or self.read_only,
         )
+
+
+_GRBL = GrblSettings(port="-")
+
+
+class GrblDriverConfig(Model):
+    """A GRBL 1.1 machine: a CNC router, a laser (docs/grbl.md)."""
+
+    kind: Literal["grbl"]
+    port: NonBlank
+    baudrate: int = Field(default=115200, ge=300)
+    streaming: Literal["counting", "send_response"] = "counting"
+    """Character counting against GRBL's receive buffer, or send-one-wait-ok."""
+    rx_buffer: int | None = Field(default=None, ge=2)
+    """GRBL's receive buffer; unset: as ``$I`` reports it, else 128."""
+    check_mode: bool = True
+    """Run each program in check mode (``$C``) first; run it for real only if clean."""
+    unlock: Literal["never", "unless_hard_limit", "always"] = "never"
+    home: Literal["never", "on_connect", "when_locked"] = "never"
+    poll_s: float = Field(default=_GRBL.poll_s, gt=0.0)
+    status_timeout_s: float = Field(default=_GRBL.status_timeout_s, gt=0.0)
+    connect_timeout_s: float = Field(default=_GRBL.connect_timeout_s, gt=0.0)
+    reset_timeout_s: float = Field(default=_GRBL.reset_timeout_s, gt=0.0)
+    command_timeout_s: float = Field(default=_GRBL.command_timeout_s, gt=0.0)
+    hold_timeout_s: float = Field(default=_GRBL.hold_timeout_s, gt=0.0)
+    homing_timeout_s: float = Field(default=_GRBL.homing_timeout_s, gt=0.0)
+    build_info: bool = True
+    machine_settings: dict[str, float | str] = Field(default_factory=dict)
+    """``$`` settings written at connect where GRBL's differ: ``{"$32" = 1}``."""
+    write_timeout_s: float = Field(default=_GRBL.write_timeout_s, gt=0.0)
+    read_only: bool = False
+    sim: SimSerialConfig | None = None
+
+    def settings(self, *, read_only: bool = False) -> GrblSettings:
+        """The driver's settings.
+
+        Raises:
+            ValueError: settings that cannot work together (the message names one).
+        """
+        values = self.model_dump(exclude={"kind", "sim", "read_only"})
+        return GrblSettings(**values, read_only=read_only or self.read_only)
+
+
+#: Every serial driver config, for code that treats them alike.
+SerialDriverConfig = MarlinDriverConfig | GrblDriverConfig

@@ -191,7 +191,46 @@ async def marlin_rig() -> AsyncIterator[Rig]:
         await printer.aclose()
 
 
-BACKENDS = ["sim", "modbus-tcp", "modbus-rtu", "opcua", "opcua-secure", "opcua-writes", "marlin"]
+def cnc_job(job_id: int, expected_s: float = 30.0) -> Job:
+    """A route of ``expected_s`` short moves for a GRBL machine."""
+    moves = [f"G1 X{10 + i % 20} Y{10 + i % 7} F600" for i in range(int(expected_s))]
+    program = Program(ProgramKind.GCODE, "\n".join(["G21", "G90", *moves]))
+    return Job(job_id, f"U.1/{job_id}", "U.1", "cnc.route", program, expected_s)
+
+
+@contextlib.asynccontextmanager
+async def grbl_rig() -> AsyncIterator[Rig]:
+    """A virtual GRBL 1.1 on a pty, streamed by the GRBL driver (character counting)."""
+    from drivers.serial.grbl import GrblCell
+    from drivers.serial.grbl_settings import GrblSettings
+    from drivers.sim.grbl.firmware import SimGrbl
+    from drivers.sim.grbl.port import SimGrblPort
+
+    machine = SimGrbl("cnc-1", speed=SPEED)
+    port = SimGrblPort(machine)
+    path = await port.start_pty()
+    await machine.start()
+    settings = GrblSettings(port=path, unlock="unless_hard_limit", poll_s=0.05)
+    driver = GrblCell("cnc-1", settings)
+    try:
+        await driver.connect()
+        yield Rig(driver, lambda: list(machine.executed), lambda: machine.inject_alarm(2), cnc_job)
+    finally:
+        await driver.aclose()
+        await port.aclose()
+        await machine.aclose()
+
+
+BACKENDS = [
+    "sim",
+    "modbus-tcp",
+    "modbus-rtu",
+    "opcua",
+    "opcua-secure",
+    "opcua-writes",
+    "marlin",
+    "grbl",
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -206,6 +245,8 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         maker = opcua_rig(writes=True)
     elif request.param == "marlin":
         maker = marlin_rig()
+    elif request.param == "grbl":
+        maker = grbl_rig()
     else:
         maker = modbus_rig(request.param.split("-")[1])
     async with maker as made:

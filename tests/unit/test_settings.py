@@ -100,10 +100,17 @@ def test_demo_plant_loads() -> None:
     assert router.capabilities == ["cnc.route", "laser.engrave"]
     assert router.duration_factor("laser.engrave") == 1.5
     assert router.duration_factor("cnc.route") == 1.0
-    assert isinstance(router.driver, SimDriverConfig)
-    assert router.driver.fault_rate == 0.01
-    assert {c.name: c.driver.kind for c in plant.cells}["bench-1"] == "opcua"
-    assert {c.name: c.driver.kind for c in plant.cells}["tester-1"] == "modbus"
+    kinds = {c.name: c.driver.kind for c in plant.cells}
+    assert kinds == {
+        "printer-1": "marlin",
+        "printer-2": "marlin",
+        "printer-3": "sim",
+        "router-1": "grbl",
+        "laser-1": "sim",
+        "bench-1": "opcua",
+        "tester-1": "modbus",
+    }
+    assert isinstance(plant.cell("laser-1").driver, SimDriverConfig)
 
     nameplate = plant.families["nameplate"]
     assert nameplate.options["material"].kind is OptionKind.CHOICE
@@ -200,7 +207,7 @@ PLANT_CASES = {
         '"test"]\n[cells.driver]\nspeed = 2.0',
         13,
         "cells[1].driver",
-        "driver kind is required (known: sim, modbus, opcua, marlin)",
+        "driver kind is required (known: sim, modbus, opcua, marlin, grbl)",
     ),
     "duplicate cell names": (
         'name = "bench-1"',
@@ -253,7 +260,10 @@ def test_unknown_driver_kind(tmp_path: Path) -> None:
         (8, "cells[0].driver.kind"),
         (14, "cells[1].driver.kind"),
     ]
-    assert problems[0].reason == "unknown driver kind 'profibus' (known: sim, modbus, opcua, marlin)"
+    assert (
+        problems[0].reason
+        == "unknown driver kind 'profibus' (known: sim, modbus, opcua, marlin, grbl)"
+    )
 
 
 def test_missing_driver_table(tmp_path: Path) -> None:
