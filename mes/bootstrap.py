@@ -24,8 +24,6 @@ from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfi
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig, SimMachineConfig
 from mes.settings.serial import GrblDriverConfig, MarlinDriverConfig, SerialDriverConfig
 from mes.store import Store
-from routing.fit import Station
-from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
 from routing.scheduling.optimizer import available as optimizer_available
 
 if TYPE_CHECKING:
@@ -59,27 +57,6 @@ def backoff(config: ReconnectConfig) -> Backoff:
     if config.fixed_s is not None:
         return Backoff(first_s=config.fixed_s, cap_s=config.fixed_s, jitter=0.0)
     return Backoff(first_s=config.first_s, cap_s=config.cap_s, jitter=config.jitter)
-
-
-def stations(plant: Plant) -> list[Station]:
-    """The cells as the planner sees them: capabilities, and machine limits where declared."""
-    out = []
-    for cell in plant.cells:
-        machine = cell.machine
-        if machine is None:
-            out.append(Station(cell.name, frozenset(cell.capabilities)))
-            continue
-        envelope = Envelope(
-            machine.x_mm[1],
-            machine.y_mm[1],
-            machine.z_mm[1],
-            machine.x_mm[0],
-            machine.y_mm[0],
-            machine.z_mm[0],
-        )
-        words = WORDS_BY_MACHINE[machine.kind] | frozenset(machine.extra_words)
-        out.append(Station(cell.name, frozenset(cell.capabilities), envelope, words))
-    return out
 
 
 class Links:

@@ -123,8 +123,9 @@ def demo(
         if code:
             raise typer.Exit(code)
         return
-    from mes.bootstrap import build_controller, serving_faces, stations
+    from mes.bootstrap import build_controller, serving_faces
     from mes.service.demo import random_order, run_demo
+    from mes.settings.stations import stations
 
     config = load_plant(plant)
     store = Store.open(db)
@@ -319,9 +320,9 @@ def order_release(
     db: DbOption = None,
 ) -> None:
     """Release the orders in FILE, all or nothing."""
-    from mes.bootstrap import stations
     from mes.service.order_files import read_order_file
     from mes.service.release import release
+    from mes.settings.stations import stations
 
     config = load_plant(plant)
     specs = read_order_file(file)

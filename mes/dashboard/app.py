@@ -21,13 +21,12 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 
 from mes.dashboard.actions import ACTIONS, ActionSpec, Answer, Requests
 from mes.dashboard.data import Reader, Snapshot
-from mes.dashboard.planning import plant_stations
 from mes.dashboard.screens.alarms import AlarmsScreen
 from mes.dashboard.screens.base import DashboardScreen
 from mes.dashboard.screens.dialogs import ConfirmDialog, ReworkDialog
@@ -40,6 +39,7 @@ from mes.dashboard.screens.unit import UnitScreen
 from mes.dashboard.screens.wip import WipScreen
 from mes.dashboard.widgets.status import SCREENS
 from mes.settings import Plant
+from mes.settings.stations import stations as plant_stations
 from mes.store import Store
 from routing.family import Family
 from routing.fit import Station
@@ -104,7 +104,7 @@ class DashboardApp(App[None]):
         "release": ReleaseScreen,
         "station": StationScreen,
     }
-    BINDINGS: ClassVar[list[Binding]] = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         *(
             Binding(key, f"mode('{name}')", f"{label} screen", show=False)
             for key, name, label in SCREENS
@@ -139,6 +139,8 @@ class DashboardApp(App[None]):
         self.paused = False
         self._reading = False
         self._read_at = 0.0
+        self._shown = 0
+        self._fresh = asyncio.Event()
 
     @property
     def operator(self) -> str:
@@ -189,6 +191,20 @@ class DashboardApp(App[None]):
             self._read_at = time.monotonic()
         if (screen := self._base_screen()) is not None:
             screen.refresh_from(snapshot)
+        self._shown += 1
+        self._fresh.set()
+
+    async def refreshed(self) -> Snapshot:
+        """Read the store from now on and wait until the screen shows what it read."""
+        target = self._shown + (2 if self._reading else 1)
+        self.tick()
+        while self._shown < target:
+            self._fresh.clear()
+            if not self._reading:
+                self.tick()
+            await self._fresh.wait()
+        assert self.snapshot is not None
+        return self.snapshot
 
     def _base_screen(self) -> DashboardScreen | None:
         for screen in reversed(self.screen_stack):
@@ -219,9 +235,12 @@ class DashboardApp(App[None]):
             self.exit()
             return
         spec = ActionSpec("quit", "Quit", "none", True, self.options.quit_warning)
-        self.push_screen(
-            ConfirmDialog(spec, "the dashboard"), lambda ok: self.exit() if ok is not None else None
-        )
+
+        def answered(ok: str | None) -> None:
+            if ok is not None:
+                self.exit()
+
+        self.push_screen(ConfirmDialog(spec, "the dashboard"), answered)
 
     # -- navigation ---------------------------------------------------------------------
 
@@ -254,10 +273,12 @@ class DashboardApp(App[None]):
         if not spec.confirm:
             self._send(requests, "")
             return
-        self.push_screen(
-            ConfirmDialog(spec, target, detail),
-            lambda reason: self._send(requests, reason) if reason is not None else None,
-        )
+
+        def answered(reason: str | None) -> None:
+            if reason is not None:
+                self._send(requests, reason)
+
+        self.push_screen(ConfirmDialog(spec, target, detail), answered)
 
     def ask_many(self, action: str, targets: Sequence[str]) -> None:
         """Confirm once, then queue ``action`` for each target."""
@@ -266,14 +287,13 @@ class DashboardApp(App[None]):
             return
         spec = ACTIONS[action]
         plural = ActionSpec(action, spec.title, spec.reason, True, f"{len(targets)} of them")
-        self.push_screen(
-            ConfirmDialog(plural, ", ".join(targets[:8]) + ("..." if len(targets) > 8 else "")),
-            lambda reason: (
+
+        def answered(reason: str | None) -> None:
+            if reason is not None:
                 self._send([(action, t, None) for t in targets], reason)
-                if reason is not None
-                else None
-            ),
-        )
+
+        listed = ", ".join(targets[:8]) + ("..." if len(targets) > 8 else "")
+        self.push_screen(ConfirmDialog(plural, listed), answered)
 
     @work(group="ask")
     async def ask_rework(self, unit_id: str, current: str) -> None:
@@ -286,14 +306,12 @@ class DashboardApp(App[None]):
             self.notify(f"no unit {unit_id}", severity="error")
             return
         steps = [s["name"] for s in record["steps"] if s["state"] != "skipped"]
-        self.push_screen(
-            ReworkDialog(unit_id, steps, current),
-            lambda picked: (
-                self._send([("unit.rework", unit_id, {"step": picked[0]})], picked[1])
-                if picked is not None
-                else None
-            ),
-        )
+
+        def picked(choice: tuple[str, str] | None) -> None:
+            if choice is not None:
+                self._send([("unit.rework", unit_id, {"step": choice[0]})], choice[1])
+
+        self.push_screen(ReworkDialog(unit_id, steps, current), picked)
 
     def confirm(self, title: str, target: str, detail: str, then: Callable[[], object]) -> None:
         """Ask to confirm something that is not a request (a release); run ``then``."""
@@ -301,9 +319,12 @@ class DashboardApp(App[None]):
             self.notify("read-only dashboard: no action (started with --read-only)")
             return
         spec = ActionSpec("confirm", title, "none", True, detail)
-        self.push_screen(
-            ConfirmDialog(spec, target, detail), lambda ok: then() if ok is not None else None
-        )
+
+        def answered(ok: str | None) -> None:
+            if ok is not None:
+                then()
+
+        self.push_screen(ConfirmDialog(spec, target, detail), answered)
 
     @work(group="requests")
     async def _send(self, requests: Sequence[Follow], reason: str) -> None:

@@ -50,6 +50,8 @@ class Snapshot:
     cells: tuple[Mapping[str, Any], ...] = ()
     cell_alarms: Mapping[str, list[str]] = field(default_factory=dict)
     """Cell ("" for the plant) -> texts of its active alarms, newest first."""
+    links_down: frozenset[str] = frozenset()
+    """Cells with an active lost-link alarm: what they show is stale."""
     alarms: tuple[Mapping[str, Any], ...] = ()
     """Alarms active or not yet acknowledged: active and unacknowledged first."""
     wip: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -113,6 +115,7 @@ class Reader:
                 last.at,
                 last.cells,
                 last.cell_alarms,
+                last.links_down,
                 last.alarms,
                 last.wip,
                 last.performance,
@@ -121,13 +124,17 @@ class Reader:
                 str(exc),
             )
         by_cell: dict[str, list[str]] = {}
+        links: set[str] = set()
         for alarm in alarms:
             if alarm["active"]:
                 by_cell.setdefault(str(alarm["cell"]), []).append(str(alarm["text"]))
+                if alarm["subject"] == "link":
+                    links.add(str(alarm["cell"]))
         self._last = Snapshot(
             now,
             cells,
             by_cell,
+            frozenset(links),
             alarms,
             dict(self._wip),
             self._performance,

@@ -60,14 +60,15 @@ class Andon:
         return self.level is Level.OFFLINE or self.label == "LINK DOWN"
 
 
-def andon(cell: Mapping[str, Any], alarms: Sequence[str] = ()) -> Andon:
-    """The andon of a cell row (``Store.cell_board``) with its active alarm texts."""
+def andon(cell: Mapping[str, Any], alarms: Sequence[str] = (), link_down: bool = False) -> Andon:
+    """The andon of a cell row (``Store.cell_board``) with its active alarm texts;
+    ``link_down``: the controller raised a lost-link alarm for it that is still active."""
     state = str(cell.get("state") or "offline")
     newest = alarms[0] if alarms else ""
     if state == "offline":
-        if alarms:
+        if link_down:
             return Andon(Level.FAULT, "LINK DOWN", newest)
-        return Andon(Level.OFFLINE, "OFFLINE", "last known values")
+        return Andon(Level.OFFLINE, "OFFLINE", newest or "last known values")
     if cell.get("waiting_for"):
         return Andon(Level.HELP, "NEEDS OPERATOR", str(cell["waiting_for"]))
     if state in ("aborted", "stopped"):

@@ -22,38 +22,11 @@ from mes.service.order_files import (
     read_order_file,
 )
 from mes.service.release import Released, prepare, release
-from mes.settings import Plant
 from mes.store import Store
 from routing.family import Family
 from routing.fit import Station
-from routing.programs.gcode import WORDS_BY_MACHINE, Envelope
 
 MAX_QUANTITY = 1000
-
-
-def plant_stations(plant: Plant) -> list[Station]:
-    """The cells as the planner sees them (capabilities, machine limits).
-
-    The same as ``mes.bootstrap.stations``, which the dashboard cannot import (the
-    composition root imports every driver).
-    """
-    out = []
-    for cell in plant.cells:
-        machine = cell.machine
-        if machine is None:
-            out.append(Station(cell.name, frozenset(cell.capabilities)))
-            continue
-        envelope = Envelope(
-            machine.x_mm[1],
-            machine.y_mm[1],
-            machine.z_mm[1],
-            machine.x_mm[0],
-            machine.y_mm[0],
-            machine.z_mm[0],
-        )
-        words = WORDS_BY_MACHINE[machine.kind] | frozenset(machine.extra_words)
-        out.append(Station(cell.name, frozenset(cell.capabilities), envelope, words))
-    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mes.errors import MesError
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 COOKIE = "mes_session"
 SESSION_S = 12 * 3600
@@ -150,7 +153,7 @@ def make_server(
     sessions = Sessions()
     title = "mes dashboard"
 
-    class DashboardServer(Server):  # type: ignore[misc]
+    class DashboardServer(Server):
         async def _make_app(self) -> web.Application:
             app = await super()._make_app()
             if password is not None:
@@ -177,11 +180,15 @@ def make_server(
             width = _int(request.query.get("width"), 80)
             height = _int(request.query.get("height"), 24)
             await websocket.prepare(request)
+
+            async def close() -> None:
+                await websocket.close()
+
             service = AppService(
                 app_command(who or operator, plant, extra),
                 write_bytes=websocket.send_bytes,
                 write_str=websocket.send_str,
-                close=websocket.close,
+                close=close,
                 download_manager=self.download_manager,
                 debug=self.debug,
             )
@@ -224,7 +231,7 @@ def make_server(
     )
 
 
-def _page(title: str, error: str, status: int = 200) -> Any:
+def _page(title: str, error: str, status: int = 200) -> web.Response:
     from aiohttp import web
 
     text = LOGIN_PAGE.format(title=html.escape(title), error=html.escape(error))

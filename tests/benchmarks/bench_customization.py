@@ -23,10 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from mes.bootstrap import build_controller, stations  # noqa: E402
+from mes.bootstrap import build_controller  # noqa: E402
 from mes.service.demo import run_demo  # noqa: E402
 from mes.service.order_files import OrderSpec, UnitSpec  # noqa: E402
 from mes.settings import Plant, load_plant  # noqa: E402
+from mes.settings.stations import stations  # noqa: E402
 from mes.store import Store  # noqa: E402
 from routing.planner import plan  # noqa: E402
 

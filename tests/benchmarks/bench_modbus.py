@@ -55,11 +55,12 @@ sys.path.insert(0, str(REPO))
 from bench_controller import filesystem, sqlite_settings  # noqa: E402
 
 from drivers.modbus.codec import decode  # noqa: E402
-from mes.bootstrap import build_controller, sim_specs, stations  # noqa: E402
+from mes.bootstrap import build_controller, sim_specs  # noqa: E402
 from mes.service.controller import Controller, ControllerOptions  # noqa: E402
 from mes.service.order_files import OrderSpec, UnitSpec  # noqa: E402
 from mes.service.release import release  # noqa: E402
 from mes.settings import Plant, load_plant  # noqa: E402
+from mes.settings.stations import stations  # noqa: E402
 from mes.store import Store  # noqa: E402
 from tests.conftest import free_ports  # noqa: E402
 

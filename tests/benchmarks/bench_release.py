@@ -17,10 +17,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from mes.bootstrap import stations  # noqa: E402
 from mes.service.order_files import OrderSpec, UnitSpec  # noqa: E402
 from mes.service.release import release  # noqa: E402
 from mes.settings import load_plant  # noqa: E402
+from mes.settings.stations import stations  # noqa: E402
 from mes.store import Store  # noqa: E402
 
 TARGET = 2000.0

@@ -7,9 +7,10 @@ import random
 from pathlib import Path
 
 from drivers.sim.plant_sims import serve
-from mes.bootstrap import build_controller, machine_specs, sim_specs, stations
+from mes.bootstrap import build_controller, machine_specs, serial_specs, sim_specs
 from mes.service.demo import random_order, run_demo
 from mes.settings import load_plant
+from mes.settings.stations import stations
 from mes.store import Store
 from tests.conftest import REPO, free_ports
 
@@ -21,13 +22,20 @@ async def test_a_read_only_plc_cell_gets_no_write_during_a_whole_demo_run(
 ) -> None:
     text = (REPO / "config" / "plant.toml").read_text()
     text = text.replace('products = "products"', f'products = "{REPO / "config" / "products"}"')
-    port, ua_port = free_ports(2)
+    port, ua_port, face, *serial = free_ports(6)
     text = text.replace("port = 15020", f"port = {port}\nread_only = true")
     text = text.replace("127.0.0.1:4841", f"127.0.0.1:{ua_port}")
+    text = text.replace("127.0.0.1:4850", f"127.0.0.1:{face}")
+    for fixed, free in zip((15031, 15032, 15033), serial, strict=True):
+        text = text.replace(f"127.0.0.1:{fixed}", f"127.0.0.1:{free}")
     (tmp_path / "plant.toml").write_text(text)
     plant = load_plant(tmp_path / "plant.toml")
     store = Store.open(f"sqlite:///{tmp_path / 'mes.db'}")
-    sims = await serve(sim_specs(plant, speed=2000), machine_specs(plant, speed=2000))
+    sims = await serve(
+        sim_specs(plant, speed=2000),
+        machine_specs(plant, speed=2000),
+        serial_specs(plant, speed=2000),
+    )
     try:
         controller = build_controller(plant, store, speed=2000, seed=3)
         spec = random_order(plant, 6, random.Random(3))

@@ -34,11 +34,14 @@ FAST = ControllerOptions(
 )
 
 
-def release_units(store: Store, count: int = 1, order_id: str = "O1") -> list[str]:
-    units = tuple(UnitSpec("widget", {"size": n + 1}, f"unit {n}", None) for n in range(count))
+def release_units(
+    store: Store, count: int = 1, order_id: str = "O1", due: datetime | None = None
+) -> list[str]:
+    """``count`` widget units (sizes 1..9 in turn) in one order."""
+    units = tuple(UnitSpec("widget", {"size": n % 9 + 1}, f"unit {n}", None) for n in range(count))
     release(
         store,
-        [OrderSpec(order_id, 0, None, units, "test", None)],
+        [OrderSpec(order_id, 0, due, units, "test", None)],
         {"widget": WIDGET},
         datetime.now(UTC),
         source="test",

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mes.bootstrap import stations
 from mes.domain import ProgramKind
 from mes.errors import OrderError
 from mes.service.order_files import OrderSpec, UnitSpec
 from mes.service.release import prepare
 from mes.settings import load_plant
+from mes.settings.stations import stations
 from routing.family import Family, OptionKind, OptionSpec
 from routing.fit import place
 from routing.planner import materialize, plan

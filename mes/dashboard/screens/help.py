@@ -51,8 +51,8 @@ class HelpScreen(ModalScreen[None]):
             swatch = SWATCH[level.value]
             lines.append(f"  [{swatch}] {level.value.upper():^9} [/]  {colour}: {meaning}")
         lines += ["", "[b]Alarm severities[/b]"]
-        for severity, level in SEVERITY_CLASS.items():
-            lines.append(f"  [{SWATCH[level]}] {severity.upper():^9} [/]")
+        for severity, css in SEVERITY_CLASS.items():
+            lines.append(f"  [{SWATCH[css]}] {severity.upper():^9} [/]")
         lines += [
             "",
             "Actions that change production ask to confirm, with a reason; each is queued",

@@ -28,7 +28,7 @@ class PlantScreen(DashboardScreen):
 
     def body(self) -> ComposeResult:
         yield Static("", id="plant-summary")
-        yield VerticalScroll(id="tiles")
+        yield VerticalScroll(id="tiles", can_focus=False)
 
     @property
     def tiles(self) -> list[CellTile]:
@@ -61,10 +61,15 @@ class PlantScreen(DashboardScreen):
             known.pop(name).remove()
         dashboard = self.dashboard
         for row in snapshot.cells:
-            known[str(row["name"])].update_row(
-                row, snapshot.cell_alarms.get(str(row["name"]), []), snapshot.at, dashboard.speed
+            name = str(row["name"])
+            known[name].update_row(
+                row,
+                snapshot.cell_alarms.get(name, []),
+                snapshot.at,
+                dashboard.speed,
+                name in snapshot.links_down,
             )
-        if self.focused is None and known:
+        if not isinstance(self.focused, CellTile) and known:
             known[names[0]].focus(scroll_visible=False)
         counts: dict[str, int] = {}
         for tile in known.values():

@@ -56,11 +56,19 @@ class StationScreen(DashboardScreen):
             return  # mounted on the next refresh
         if row is not None:
             tiles[0].update_row(
-                row, snapshot.cell_alarms.get(cell, []), snapshot.at, self.dashboard.speed
+                row,
+                snapshot.cell_alarms.get(cell, []),
+                snapshot.at,
+                self.dashboard.speed,
+                cell in snapshot.links_down,
             )
         self.view = snapshot.station
         text = instruction(
-            cell, row, snapshot.station, snapshot.cell_alarms.get(cell, []), self.dashboard.speed
+            cell,
+            row,
+            snapshot.station,
+            snapshot.cell_alarms.get(cell, []),
+            cell in snapshot.links_down,
         )
         if text != self._text:
             self._text = text
@@ -132,12 +140,12 @@ def instruction(
     row: Mapping[str, Any] | None,
     view: StationView | None,
     alarms: list[str],
-    speed: float,
+    link_down: bool = False,
 ) -> str:
     """The work instruction for the operator of ``cell``, as Rich markup."""
     if row is None:
         return f"no cell {escape(cell)} recorded yet: is the controller running?"
-    state = andon(row, alarms)
+    state = andon(row, alarms, link_down)
     lines = [
         f"[b]{escape(cell)}[/b]: {state.label}"
         + (f" - {escape(state.detail)}" if state.detail else "")

@@ -42,11 +42,16 @@ class CellTile(Widget, can_focus=True):
         return self._row
 
     def update_row(
-        self, row: Mapping[str, Any], alarms: Sequence[str], now: datetime, speed: float
+        self,
+        row: Mapping[str, Any],
+        alarms: Sequence[str],
+        now: datetime,
+        speed: float,
+        link_down: bool = False,
     ) -> None:
         """Show ``row`` (``Store.cell_board``) with its cell's active alarm texts."""
         self._row = row
-        state = andon(row, alarms)
+        state = andon(row, alarms, link_down)
         width = max(8, self.content_region.width or TILE_WIDTH - 4)
         unit = row.get("unit_id") or ""
         step = row.get("step_name") or ""
