@@ -330,7 +330,9 @@ class SimMarlin:
             if interval is None or (heating and not self.busy_while_heating):
                 return await task
             while True:
-                done, _ = await asyncio.wait({task}, timeout=interval / self.speed)
+                # Real seconds, not device time: the keepalive is for the host's
+                # timeout, and at a high speed factor a scaled one floods the line.
+                done, _ = await asyncio.wait({task}, timeout=interval)
                 if done:
                     return task.result()
                 self._say("echo:busy: processing")
@@ -471,7 +473,9 @@ class SimMarlin:
                 await self._changes()
                 continue
             self._say(self.temperature_line())
-            await self._sleep(self._autoreport_s)
+            # Real seconds, like the keepalive: the report is for the host, and a
+            # scaled one floods the line at a high speed factor.
+            await asyncio.sleep(self._autoreport_s)
 
     # -- reports and messages -----------------------------------------------------------
 
