@@ -39,6 +39,9 @@ class FakeDriver(Driver):
         self._started_q: asyncio.Queue[Job] = asyncio.Queue()
         self._reports: dict[int, asyncio.Queue[JobReport | None]] = {}
         self.connects = 0
+        #: When set, every job is refused with this reason (a program the cell won't take).
+        self.refuse: str | None = None
+        self.refused: list[Job] = []
 
     # -- what the test does ------------------------------------------------------------
 
@@ -99,6 +102,9 @@ class FakeDriver(Driver):
 
     async def start_job(self, job: Job) -> None:
         self._check()
+        if self.refuse is not None:
+            self.refused.append(job)
+            raise JobRejected(self.refuse)
         if self.running is not None:
             raise JobRejected(f"busy with job {self.running}")
         if any(j.job_id == job.job_id for j in self.started):

@@ -50,14 +50,14 @@ from mes.domain.quality import out_of_limits
 from mes.domain.step import ON_CELL
 from mes.errors import StoreError
 from mes.service.crashpoints import crash_point
-from mes.service.operator import carry_out
+from mes.service.operator import carry_out, wait_for_operator
 from mes.service.planning import Replanner
 from mes.service.programs import ProgramCache
 from mes.service.ready import ReadySteps
 from mes.service.recorder import Recorder
 from mes.service.recovery import reconcile
 from mes.service.supervisor import Action, Backoff, CellSupervisor
-from mes.service.watch import cancel_all, check_overdue
+from mes.service.watch import cancel_all, check_overdue, checkpoints, publish_progress
 from mes.store import Changes, Store
 from routing.scheduling.dispatch import IdleCell
 from routing.scheduling.model import next_state
@@ -108,6 +108,8 @@ class ControllerOptions:
     #: ``overdue_grace_s`` raises an alarm (once; cleared when the job ends).
     overdue_factor: float = 2.0
     overdue_grace_s: float = 60.0
+    #: A step refused this often in a row (its program, its recipe) fails instead.
+    max_rejections: int = 3
     #: How often job progress is recorded for watchers in other processes.
     progress_s: float = 1.0
 
@@ -141,6 +143,8 @@ class Controller:
         self.orders: dict[str, Order] = {}
         self.progress: dict[str, float] = {}
         self._avoid: dict[str, str] = {}
+        #: Step -> how often cells refused its hand-off in a row.
+        self._rejections: dict[str, int] = {}
         self.ready = ReadySteps(self.options.rule, self.units, self.orders, self._avoid.get)
         #: Attribute values each cell is set up for (material, colour...), as dispatched.
         self.loaded: dict[str, dict[str, str]] = {c.name: {} for c in cells}
@@ -196,8 +200,8 @@ class Controller:
             ]
             tasks.append(asyncio.create_task(self._poll_releases(), name="poll"))
             if self.store.is_sqlite:
-                tasks.append(asyncio.create_task(self._checkpoints(), name="checkpoints"))
-            tasks.append(asyncio.create_task(self._publish_progress(), name="progress"))
+                tasks.append(asyncio.create_task(checkpoints(self.store), name="checkpoints"))
+            tasks.append(asyncio.create_task(publish_progress(self), name="progress"))
             if self.replanner is not None:
                 tasks.append(asyncio.create_task(self.replanner.run(), name="planner"))
             self.started.set()
@@ -213,28 +217,6 @@ class Controller:
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
-
-    async def _publish_progress(self) -> None:
-        """Record each cell's job progress about once a second (when it changed), beside
-        the other commits, so watchers in other processes (the dashboard) see it."""
-        written: dict[str, float] = {}
-        while True:
-            await asyncio.sleep(self.options.progress_s)
-            now = {name: round(self.progress.get(name, 0.0), 3) for name in self.cells}
-            changed = {n: p for n, p in now.items() if written.get(n, 0.0) != p}
-            if changed:
-                await self.recorder.commit(Changes(progress=changed))
-                written.update(changed)
-
-    async def _checkpoints(self) -> None:
-        """Checkpoint the SQLite WAL every second, beside the commits, not inside one."""
-        await asyncio.to_thread(self.store.take_over_checkpoints)
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await asyncio.to_thread(self.store.checkpoint)
-            except StoreError as exc:
-                log.warning("%s (the WAL grows until a checkpoint succeeds)", exc)
 
     async def _all_offline(self, reason: str) -> None:
         """Record that no cell is driven any more (a job on a cell is still recoverable)."""
@@ -435,6 +417,7 @@ class Controller:
         step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
         if step.job_id != job.job_id or step.state is not StepState.DISPATCHED:
             return
+        self._rejections.pop(step.id, None)
         changes = Changes()
         changes.add(Event.of(step.handle(StepEvent.ACCEPT, now), self.actor, job_id=job.job_id))
         step.started_at = now
@@ -449,7 +432,19 @@ class Controller:
     async def job_rejected(self, name: str, job: Job, reason: str) -> None:
         step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
         changes = Changes()
-        if step.job_id == job.job_id and step.state is StepState.DISPATCHED:
+        rejected = self._rejections[step.id] = self._rejections.get(step.id, 0) + 1
+        if step.job_id != job.job_id or step.state is not StepState.DISPATCHED:
+            pass
+        elif rejected >= self.options.max_rejections:
+            # Refused again and again (a program the cell will not take): a failure that
+            # needs a decision, not a loop of hand-offs.
+            self._record_failure(
+                step, name, "rejected", f"refused {rejected} times: {reason}", changes, now
+            )
+            changes.add(step)
+            self._rejections.pop(step.id, None)
+            self._after_failure(self.units[step.unit_id], step, name, changes, now)
+        else:
             changes.add(
                 Event.of(
                     step.handle(StepEvent.REJECT, now), self.actor, job_id=job.job_id, reason=reason
@@ -530,29 +525,8 @@ class Controller:
                 if missed
                 else ("unsuccessful", "the cell reported the job unsuccessful")
             )
-            changes.add(
-                Event.of(
-                    step.handle(StepEvent.FAIL, now),
-                    self.actor,
-                    job_id=job.job_id,
-                    cell=name,
-                    code=code,
-                    text=text,
-                )
-            )
-            step.finished_at = now
-            step.result = {"outcome": "unsuccessful", "code": code, "text": text}
-            if isinstance(report, JobCompleted):
-                step.result["measurements"] = report.measurements
-            changes.job(step)
-            changes.alarm(
-                "high",
-                f"{code} {text} (job {job.job_id}, {step.id})",
-                now,
-                cell=name,
-                subject=step.id,
-                code=code,
-            )
+            measured = report.measurements if isinstance(report, JobCompleted) else None
+            self._record_failure(step, name, code, text, changes, now, measured)
             if ours and cell.state in _RUNS_A_JOB:
                 # A part out of limits is the part's fault, not the cell's.
                 event = CellEvent.COMPLETE if missed else CellEvent.FAULT
@@ -585,6 +559,28 @@ class Controller:
         self._wake.set()
 
     # -- decisions ---------------------------------------------------------------------
+
+    def _record_failure(
+        self,
+        step: Step,
+        cell: str,
+        code: str,
+        text: str,
+        changes: Changes,
+        now: datetime,
+        measurements: dict[str, float] | None = None,
+    ) -> None:
+        """Fail ``step``'s job on ``cell``: journal, as-built result, a high alarm."""
+        job_id = step.job_id
+        event = step.handle(StepEvent.FAIL, now)
+        changes.add(Event.of(event, self.actor, job_id=job_id, cell=cell, code=code, text=text))
+        step.finished_at = now
+        step.result = {"outcome": "unsuccessful", "code": code, "text": text}
+        if measurements is not None:
+            step.result["measurements"] = measurements
+        changes.job(step)
+        alarm = f"{code} {text} (job {job_id}, {step.id})"
+        changes.alarm("high", alarm, now, cell=cell, subject=step.id, code=code)
 
     def _advance(self, unit: Unit, changes: Changes, now: datetime) -> None:
         for nxt in unit.next_ready():
@@ -729,7 +725,7 @@ class Controller:
             changes.add(Event.of(cell.handle(CellEvent.RESET, now), self.actor))
         prompt = self.setups[cell.name].confirm_after_job
         if cell.state is CellState.IDLE and prompt:
-            self.wait_for_operator(cell, prompt, f"job {cell.job_id} ended", changes, now)
+            wait_for_operator(self, cell, prompt, f"job {cell.job_id} ended", changes, now)
         elif cell.state is CellState.IDLE and cell.hold:
             changes.add(
                 Event.of(
@@ -740,26 +736,6 @@ class Controller:
             )
         cell.job_id = None
         changes.add(cell)
-
-    def wait_for_operator(
-        self, cell: Cell, prompt: str, why: str, changes: Changes, now: datetime
-    ) -> None:
-        """Hold idle ``cell`` until an operator confirms ``prompt`` (mes cell confirm)."""
-        self.ready.dispatcher.cell_down(cell.name)
-        if cell.waiting_for != prompt:  # not raised yet (a restart finds it raised)
-            changes.alarm(
-                "low",
-                f"waiting for an operator: {prompt} ({why}); then mes cell confirm {cell.name}",
-                now,
-                cell=cell.name,
-                subject="attend",
-                code="attend",
-            )
-        cell.waiting_for = prompt
-        changes.add(
-            Event.of(cell.handle(CellEvent.HOLD, now), self.actor, waiting_for=prompt, reason=why),
-            cell,
-        )
 
     async def _unmakeable(self, step: Step, reason: str) -> None:
         """A step whose program cannot be made: abort it and fail its unit (no cell can
@@ -818,5 +794,6 @@ class Controller:
             self.steps.pop(step.id, None)
             self.ready.discard(step)
             self._avoid.pop(step.id, None)
+            self._rejections.pop(step.id, None)
         self.units.pop(unit.id, None)
         self.programs.drop([step.program_id for step in unit.steps])

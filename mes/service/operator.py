@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from mes.domain import CellEvent, CellState, Event, StepEvent, StepState, UnitEvent, UnitState
+from mes.domain import Cell, CellEvent, CellState, Event, StepEvent, StepState, UnitEvent, UnitState
 from mes.domain.step import ON_CELL
 from mes.errors import DeviceUnavailable, DomainError, JobRejected, NotFound, NotSupported
 from mes.store import Changes
@@ -349,3 +349,22 @@ HANDLERS: dict[str, Handler] = {
     "step.abort": abort_step,
     "alarm.ack": ack_alarm,
 }
+
+
+def wait_for_operator(
+    controller: Controller, cell: Cell, prompt: str, why: str, changes: Changes, now: datetime
+) -> None:
+    """Hold idle ``cell`` until an operator confirms ``prompt`` (``mes cell confirm``)."""
+    controller.ready.dispatcher.cell_down(cell.name)
+    if cell.waiting_for != prompt:  # not raised yet (a restart finds it raised)
+        changes.alarm(
+            "low",
+            f"waiting for an operator: {prompt} ({why}); then mes cell confirm {cell.name}",
+            now,
+            cell=cell.name,
+            subject="attend",
+            code="attend",
+        )
+    cell.waiting_for = prompt
+    event = cell.handle(CellEvent.HOLD, now)
+    changes.add(Event.of(event, controller.actor, waiting_for=prompt, reason=why), cell)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mes.domain import Cell, CellEvent, CellState, CellStatus, Event, StepEvent, StepState
 from mes.domain.step import ON_CELL
+from mes.service.operator import wait_for_operator
 from mes.service.supervisor import Action
 from mes.store import Changes
 
@@ -127,7 +128,7 @@ def _hold_again(
     prompt = controller.setups[cell.name].confirm_after_job
     if cell.waiting_for or (prompt and ended_a_job):
         why = "a job ended while the controller was away" if ended_a_job else "still waiting"
-        controller.wait_for_operator(cell, cell.waiting_for or prompt, why, changes, now)
+        wait_for_operator(controller, cell, cell.waiting_for or prompt, why, changes, now)
     elif cell.hold:
         controller.ready.dispatcher.cell_down(cell.name)
         changes.add(

@@ -14,7 +14,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from mes.domain import Event, StepState
-from mes.store import Changes
+from mes.errors import StoreError
+from mes.store import Changes, Store
 
 if TYPE_CHECKING:
     from mes.service.controller import Controller
@@ -78,3 +79,27 @@ async def check_overdue(controller: Controller) -> None:
             )
     if changes:
         await controller.recorder.commit(changes)
+
+
+async def publish_progress(controller: Controller) -> None:
+    """Record each cell's job progress about once a second (when it changed), beside the
+    other commits, so watchers in other processes (the dashboard) see it."""
+    written: dict[str, float] = {}
+    while True:
+        await asyncio.sleep(controller.options.progress_s)
+        now = {name: round(controller.progress.get(name, 0.0), 3) for name in controller.cells}
+        changed = {n: p for n, p in now.items() if written.get(n, 0.0) != p}
+        if changed:
+            await controller.recorder.commit(Changes(progress=changed))
+            written.update(changed)
+
+
+async def checkpoints(store: Store) -> None:
+    """Checkpoint the SQLite WAL every second, beside the commits, not inside one."""
+    await asyncio.to_thread(store.take_over_checkpoints)
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            await asyncio.to_thread(store.checkpoint)
+        except StoreError as exc:
+            log.warning("%s (the WAL grows until a checkpoint succeeds)", exc)

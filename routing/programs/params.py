@@ -159,6 +159,23 @@ def header(generator: str, values: Values, notes: list[str]) -> list[str]:
         notes: Figures the generator derived (character height, passes, layers...).
     """
     lines = [f"; generator: {generator} (routing.programs)"]
-    lines += [f"; param {name} = {value!r}" for name, value in values.items()]
-    lines += [f"; {note}" for note in notes]
+    lines += [f"; param {name} = {_safe(repr(value))}" for name, value in values.items()]
+    lines += [f"; {_safe(note)}" for note in notes]
     return lines
+
+
+#: Characters a comment must not carry: GRBL acts on ``!``, ``?`` and ``~`` wherever they
+#: appear (feed hold, status, resume) and on bytes above 0x7E (overrides); Marlin's line
+#: checksum starts at ``*``.
+_UNSAFE = frozenset("!?~*")
+
+
+def _safe(text: str) -> str:
+    """``text`` with every character a machine could act on written as ``\\xNN``/``\\uNNNN``
+    (a buyer's ``Hi!`` or ``José`` in a comment must never pause or override a machine)."""
+    return "".join(
+        c
+        if " " <= c <= "~" and c not in _UNSAFE
+        else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+        for c in text
+    )

@@ -134,3 +134,21 @@ async def test_a_lost_link_marks_the_cell_offline_and_the_job_is_followed_on_rec
         await plant.started("b1")
     assert len(plant.fakes["a1"].started) == 1
     assert step_of(store, unit_id, "cut")["state"] == "done"
+
+
+async def test_a_step_refused_again_and_again_fails_with_an_alarm_not_a_loop(store):
+    from mes.service.controller import CellSetup
+
+    cells = [
+        CellSetup("a1", frozenset({"cap.a"}), "fake"),
+        CellSetup("b1", frozenset({"cap.b"}), "fake"),
+    ]
+    release_units(store)
+    plant = build(store, cells)
+    plant.fakes["a1"].refuse = "line 14: '!' would reach GRBL as a real-time command"
+    async with running(plant):
+        failed = await plant.wait_for(lambda e: e.kind == "step" and e.after == "failed")
+        assert failed.data["code"] == "rejected" and "refused 3 times" in failed.data["text"]
+    assert len(plant.fakes["a1"].refused) <= 3 * plant.controller.options.max_attempts
+    (alarm,) = [a for a in store.alarms() if a["code"] == "rejected"][:1]
+    assert "'!'" in alarm["text"]

@@ -227,3 +227,16 @@ def test_any_text_is_read_without_crashing(text: str) -> None:
 def test_huge_numbers_are_refused() -> None:
     with pytest.raises(GcodeSyntaxError, match="too large"):
         parse_line("G1 X" + "9" * 400)
+
+
+def test_a_buyers_text_never_puts_a_machine_command_in_a_comment() -> None:
+    """GRBL acts on ``!``, ``?``, ``~`` anywhere in a line (even a comment) and on bytes
+    above 0x7E; Marlin's checksum starts at ``*``: the header escapes them."""
+    from routing.programs.engrave import engrave_text
+
+    program = engrave_text(
+        {"text": "Hi! Jo?~*", "width_mm": 200.0, "height_mm": 60.0, "mode": "laser"}
+    )
+    assert all(c == "\n" or " " <= c <= "~" for c in program)
+    assert not set("!?~*") & set(program)
+    assert "Hi\\x21 Jo\\x3f" in program  # still readable
