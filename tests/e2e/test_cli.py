@@ -172,7 +172,10 @@ def test_cell_times_reports_the_share_of_each_state(db):
     assert result.returncode == 0, result.stderr
     times = json.loads(result.stdout)
     assert set(times) >= {"printer-1", "router-1"}
-    printer = times["printer-1"]
+    # Three units: which printer printed depends on the dispatch; the busiest did.
+    printer = max(
+        (times[p] for p in times if p.startswith("printer")), key=lambda t: t["executing"]
+    )
     assert sum(v for k, v in printer.items() if k != "availability") == pytest.approx(
         3600, rel=0.01
     )
