@@ -40,7 +40,6 @@ from mes.domain import (
     ProgramKind,
     Step,
     Unit,
-    UnitState,
 )
 from mes.errors import OrderError, Problem, StoreError
 from mes.store.rows import _apply, _job_row, _row, _step, _unit
@@ -58,11 +57,9 @@ from mes.store.tables import (
     STEPS,
     UNITS,
 )
-from mes.store.watching import WatcherReads
+from mes.store.watching import _FINISHED, WatcherReads
 
 DEFAULT_DB = "sqlite:///mes.db"
-
-_FINISHED = (UnitState.DONE.value, UnitState.SCRAPPED.value)
 
 
 def resolve_url(url: str | None = None) -> str:
