@@ -43,6 +43,7 @@ from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServe
 
 from drivers.modbus.codec import Table
 from drivers.sim.plc import REQUEST_LOG, AddressError, Request, SimPlc
+from drivers.sim.serial_line import make_link, remove_link
 
 #: Function code -> the table it reads or writes.
 TABLES: dict[int, Table] = {
@@ -175,28 +176,6 @@ class PtyRelay:
         self._fds = []
 
 
-def _make_link(path: Path, target: str) -> Path:
-    """Point a symlink at ``path`` to ``target``, replacing an older symlink atomically.
-
-    Raises:
-        FileExistsError: ``path`` exists and is not a symlink (never clobbered).
-    """
-    if path.exists() and not path.is_symlink():
-        raise FileExistsError(f"{path} exists and is not a symlink")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.unlink(missing_ok=True)
-    temporary.symlink_to(target)
-    temporary.replace(path)  # atomic: a reader never finds the link missing
-    return path
-
-
-def _remove_link(path: Path, target: str) -> None:
-    """Remove the symlink if it still points at ``target`` (a newer sim may own it now)."""
-    with contextlib.suppress(OSError):
-        if path.is_symlink() and os.readlink(path) == target:
-            path.unlink()
-
-
 class SimServer:
     """A running Modbus server in front of one or more :class:`SimPlc` (see module docstring).
 
@@ -278,7 +257,7 @@ class SimServer:
             self._server = server
             self.serial_port = relay.paths[1]
             if link is not None:
-                self._link = (_make_link(Path(link), relay.paths[1]), relay.paths[1])
+                self._link = (make_link(Path(link), relay.paths[1]), relay.paths[1])
                 self.serial_port = str(link)
         except BaseException:
             await self.aclose()
@@ -305,7 +284,7 @@ class SimServer:
             self._relay.close()
             self._relay = None
         if self._link is not None:
-            _remove_link(*self._link)
+            remove_link(*self._link)
             self._link = None
 
 

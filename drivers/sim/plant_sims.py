@@ -28,15 +28,14 @@ from asyncua import ua
 
 from drivers.modbus.plcmap import PlcMap
 from drivers.sim.grbl.firmware import SimGrbl
-from drivers.sim.grbl.port import SimGrblPort
 from drivers.sim.grbl.port import serve as serve_grbl
 from drivers.sim.marlin.firmware import SimMarlin
-from drivers.sim.marlin.port import SimMarlinPort
 from drivers.sim.marlin.port import serve as serve_printer
 from drivers.sim.modbus_server import SimServer
 from drivers.sim.opcua_machine import SimMachine
 from drivers.sim.opcua_server import OpcuaSimServer
 from drivers.sim.plc import SimPlc
+from drivers.sim.serial_line import SimSerialPort
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +155,7 @@ class Simulators:
         self.machines: dict[str, SimMachine] = {}
         self.ua_servers: list[OpcuaSimServer] = []
         self.serial_machines: dict[str, SimMarlin | SimGrbl] = {}
-        self.serial_ports: list[SimMarlinPort | SimGrblPort] = []
+        self.serial_ports: list[SimSerialPort] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._logs: dict[Path, JobLog] = {}
 
