@@ -42,7 +42,7 @@ from typing import Generic, TypeVar
 
 from drivers.serial.grbl_codec import RX_BUFFER_SIZE
 from mes.domain.job import MachineState
-from mes.errors import InvalidTransition
+from mes.domain.machine import advance
 
 T = TypeVar("T")
 
@@ -208,11 +208,8 @@ class GrblRun:
         Raises:
             InvalidTransition: the table has no such transition.
         """
-        target = TRANSITIONS.get((self.phase, event))
-        if target is None:
-            raise InvalidTransition(f"job {self.job_id}", self.phase.value, event)
-        self.phase = target
-        return target
+        self.phase = advance(TRANSITIONS, f"job {self.job_id}", self.phase, event)
+        return self.phase
 
     @property
     def state(self) -> MachineState:

@@ -35,7 +35,7 @@ from enum import StrEnum
 
 from drivers.serial.marlin_codec import word
 from mes.domain.job import MachineState
-from mes.errors import InvalidTransition
+from mes.domain.machine import advance
 
 #: (kind, index): what a numbered line was, so its confirmation can be acted on.
 Tag = tuple[str, int]
@@ -131,11 +131,8 @@ class JobRun:
         Raises:
             InvalidTransition: the table has no such transition.
         """
-        target = TRANSITIONS.get((self.phase, event))
-        if target is None:
-            raise InvalidTransition(f"job {self.job_id}", self.phase.value, event)
-        self.phase = target
-        return target
+        self.phase = advance(TRANSITIONS, f"job {self.job_id}", self.phase, event)
+        return self.phase
 
     @property
     def state(self) -> MachineState:

@@ -17,7 +17,7 @@ from typing import TypeVar
 from mes.errors import InvalidTransition
 
 S = TypeVar("S", bound=StrEnum)
-E = TypeVar("E", bound=StrEnum)
+E = TypeVar("E", bound=str)  # an event enum, or a plain name
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,4 +57,4 @@ def advance(transitions: Mapping[tuple[S, E], S], subject: str, state: S, event:
     try:
         return transitions[(state, event)]
     except KeyError:
-        raise InvalidTransition(subject, state.value, event.value) from None
+        raise InvalidTransition(subject, state.value, str(event)) from None
