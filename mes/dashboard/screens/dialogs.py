@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,14 +13,37 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from mes.dashboard.actions import ActionSpec
 
+T = TypeVar("T")
 
-class ConfirmDialog(ModalScreen[str | None]):
+
+class _Dialog(ModalScreen[T | None]):
+    """Enter or the ok button confirms (:meth:`_confirm`), Esc or cancel answers None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._confirm()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._confirm()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _confirm(self) -> None:
+        raise NotImplementedError
+
+
+class ConfirmDialog(_Dialog[str]):
     """Asks to confirm ``spec`` on ``target``; answers the reason, or None if cancelled.
 
     Enter confirms, Esc cancels. A required reason must not be blank.
     """
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, spec: ActionSpec, target: str, detail: str = "") -> None:
         super().__init__(classes="dialog")
@@ -45,20 +69,6 @@ class ConfirmDialog(ModalScreen[str | None]):
         else:
             self.query_one("#ok", Button).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._confirm()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._confirm()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
     def _confirm(self) -> None:
         reason = ""
         if self.spec.reason != "none":
@@ -69,10 +79,8 @@ class ConfirmDialog(ModalScreen[str | None]):
         self.dismiss(reason)
 
 
-class ReworkDialog(ModalScreen[tuple[str, str] | None]):
+class ReworkDialog(_Dialog[tuple[str, str]]):
     """Pick the step to go back to and give a reason; answers (step, reason) or None."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, unit_id: str, steps: Sequence[str], default: str = "") -> None:
         super().__init__(classes="dialog")
@@ -94,20 +102,6 @@ class ReworkDialog(ModalScreen[tuple[str, str] | None]):
 
     def on_mount(self) -> None:
         self.query_one("#reason", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._confirm()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._confirm()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def _confirm(self) -> None:
         reason = self.query_one("#reason", Input).value.strip()
