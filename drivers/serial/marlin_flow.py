@@ -15,22 +15,29 @@ Theory of operation:
   answers transmission ``n`` without a resend request confirms every line up to ``n``.
   :meth:`LineFlow.ok` returns the tags of the lines it confirms, in order and each once,
   also lines whose own ``ok`` was lost.
-* **Resend.** ``Resend: k`` replays ``k .. next-1`` from the history, each with its own
-  number and checksum, before anything new goes out. With a window above 1, the lines
-  sent behind the rejected one are in doubt: Marlin empties its serial buffer when it
-  rejects a line (``gcode_line_error``), so those still in it vanish without an answer,
-  and those arriving later each draw ``Resend: k`` and an ``ok`` of their own. They leave
-  the FIFO as *ghosts*: a request for ``k`` while ghosts remain is a ghost's (its ``ok``
-  is swallowed), and the first ``ok`` for a replayed line proves the rest vanished. A
-  request for the line not yet sent answers a line the printer already had (sent twice,
-  or still on the wire when it restarted): nothing is replayed and its ``ok`` swallowed.
-  The same line asked for more than ``max_resends`` times in a row without progress past
-  it is a loop: :class:`ResendLoop` (OctoPrint#3914). A line older than the history:
-  :class:`NoHistory`.
+* **Resend.** ``Resend: k`` says the printer wants line ``k`` next: it took every line
+  before ``k``. Its ``ok`` follows it at once and answers the rejection, never an older
+  line, so it is always swallowed. Marlin checks a line when it reads it, before it has
+  executed the lines ahead of it in its queue, so a rejection can arrive before the
+  ``ok`` of each line it took earlier: those stay in the FIFO (numbered below ``k``), the
+  first transmission numbered ``k`` or above is the rejected one. With a window above 1,
+  the lines sent behind it are in doubt: Marlin empties its serial buffer when it rejects
+  a line (``gcode_line_error``), so those still in it vanish without an answer, and those
+  arriving later each draw ``Resend: k`` and an ``ok`` of their own. They leave the FIFO
+  as *ghosts*: a request for ``k`` while ghosts remain is a ghost's. The replay of
+  ``k .. next-1`` then goes one line at a time, each sent once the one before it is
+  answered: a line sent behind a replayed line that a ghost's rejection erased would only
+  become a ghost itself, and ghosts breeding ghosts is the resend storm hosts with a
+  window meet. The first ``ok`` for a line sent after the ghosts proves every ghost has
+  been read or erased (the line is FIFO both ways). A request for the line not yet sent
+  answers a line the printer already had (sent twice, or still on the wire when it
+  restarted): nothing is replayed. The same line asked for more than ``max_resends``
+  times in a row without progress past it is a loop: :class:`ResendLoop`
+  (OctoPrint#3914). A line older than the history: :class:`NoHistory`.
 * **Lost ok.** :meth:`LineFlow.release` forgets the oldest transmission and frees its
-  credit (the driver calls it after a communication timeout and sends ``M105``). If the
-  line itself was lost, that next numbered line draws a resend request and the history
-  repairs the gap.
+  credit (the driver calls it after a communication timeout and sends ``M105``); a
+  silence that long also means no ghost is still on its way. If the line itself was lost,
+  that next numbered line draws a resend request and the history repairs the gap.
 * **Renumber.** :meth:`LineFlow.renumber` frames ``M110 N<n>``, which Marlin takes
   whatever line it expected; replay, history and unconfirmed lines are dropped. The hello
   (:meth:`LineFlow.restart`) is the same from line 0.
@@ -66,7 +73,7 @@ class Sent:
     number: int
     command: str
     epoch: int
-    rejected: bool = False
+    seq: int  # the order of transmissions, replays included
 
 
 class LineFlow(Generic[T]):
@@ -93,7 +100,10 @@ class LineFlow(Generic[T]):
         self._target: int | None = None
         self._asked: tuple[int, int] | None = None  # (line, times in a row)
         self._ghosts = 0  # transmissions behind a rejected one, in doubt
-        self._ghost_ok = False  # the next ok answers a ghost
+        self._ghosts_until = -1  # seq of the last of them
+        self._swallow = 0  # oks that answer rejections, not lines
+        self._seq = 0
+        self._probe: int | None = None  # seq of the replayed line awaiting its answer
         self._floor = 0  # number of the last M110: older lines are gone for good
 
     def __repr__(self) -> str:
@@ -119,11 +129,21 @@ class LineFlow(Generic[T]):
         """Lines wait to be sent again; nothing new may go out before them."""
         return bool(self._replay)
 
+    @property
+    def can_resend(self) -> bool:
+        """The next line of a replay may go out now (:meth:`resend_next`)."""
+        return bool(self._replay) and self.can_send and self._probe is None
+
     def in_flight_commands(self) -> list[str]:
         """The commands awaiting an ``ok``, oldest first."""
         return [s.command for s in self._in_flight]
 
     # -- sending ------------------------------------------------------------------------
+
+    def _transmit(self, number: int, command: str) -> bytes:
+        self._seq += 1
+        self._in_flight.append(Sent(number, command, self._epoch, self._seq))
+        return frame(number, command)
 
     def _remember(self, number: int, command: str) -> None:
         self._history[number] = command
@@ -141,19 +161,19 @@ class LineFlow(Generic[T]):
         number = self.next_number
         self.next_number += 1
         self._remember(number, command)
-        self._in_flight.append(Sent(number, command, self._epoch))
         self._unconfirmed.append((number, tag))
-        return frame(number, command)
+        return self._transmit(number, command)
 
     def resend_next(self) -> bytes | None:
-        """The next line of a pending replay (if a credit is free), else None."""
-        if not self._replay or not self.can_send:
+        """The next line of a pending replay (if a credit is free and the line replayed
+        before it was answered), else None."""
+        if not self.can_resend:
             return None
         number = self._replay.popleft()
-        command = self._history[number]
-        self._in_flight.append(Sent(number, command, self._epoch))
         self.resent += 1
-        return frame(number, command)
+        data = self._transmit(number, self._history[number])
+        self._probe = self._seq
+        return data
 
     def renumber(self, tag: T) -> bytes:
         """``M110 N<n>`` as line ``n``: drop replay, history and unconfirmed lines."""
@@ -161,22 +181,21 @@ class LineFlow(Generic[T]):
         self._replay.clear()
         self._history.clear()
         self._unconfirmed.clear()
-        self._target = None
+        self._target = self._probe = None
         self._asked = None
         self._epoch += 1  # requests drawn by lines sent before this one are void
         self._floor = number
         self.next_number = number + 1
         command = f"M110 N{number}"
         self._remember(number, command)
-        self._in_flight.append(Sent(number, command, self._epoch))
         self._unconfirmed.append((number, tag))
-        return frame(number, command)
+        return self._transmit(number, command)
 
     def restart(self, tag: T) -> bytes:
         """Forget everything (a new connection, a rebooted printer) and frame the hello
         ``N0 M110 N0``."""
         self._in_flight.clear()
-        self._ghosts, self._ghost_ok = 0, False
+        self._ghosts = self._swallow = 0
         self.next_number = 0
         self.resent = 0
         return self.renumber(tag)
@@ -191,32 +210,40 @@ class LineFlow(Generic[T]):
             tags.append(self._unconfirmed.popleft()[1])
         return tags
 
+    def _answered(self, sent: Sent) -> None:
+        if sent.seq > self._ghosts_until:
+            self._ghosts = 0  # a line sent after the ghosts is answered: the rest vanished
+        if sent.seq == self._probe:
+            self._probe = None
+
     def ok(self) -> list[T]:
-        """An ``ok``: it answers the oldest transmission; the tags now confirmed."""
-        if self._ghost_ok:
-            self._ghost_ok = False
+        """An ``ok``: it answers the oldest transmission, or the rejection just before it;
+        the tags now confirmed."""
+        if self._swallow:
+            self._swallow -= 1
             return []
         if not self._in_flight:
             return []  # late ok for a transmission released after a timeout
         sent = self._in_flight.popleft()
-        if sent.rejected:
-            return []
-        self._ghosts = 0  # a line sent after the ghosts is answered: the rest vanished
+        self._answered(sent)
         return self._confirm(sent.number)
 
     def ok_for(self, number: int) -> list[T]:
         """An ``ok`` known to answer line ``number`` (the handshake knows which line the
         printer is answering): whatever older answers were still owed are void."""
-        self._ghosts, self._ghost_ok = 0, False
+        self._ghosts = self._swallow = 0
         while self._in_flight and self._in_flight[0].number <= number:
-            self._in_flight.popleft()
+            self._answered(self._in_flight.popleft())
         return self._confirm(number)
 
     def release(self) -> bool:
-        """Give up on the oldest transmission's ``ok`` (a timeout); False if none waits."""
+        """Give up on the oldest transmission's ``ok`` (a timeout); False if none waits.
+
+        A silence as long as a timeout also means no ghost is still on its way."""
+        self._ghosts = self._swallow = 0
         if not self._in_flight:
             return False
-        self._in_flight.popleft()
+        self._answered(self._in_flight.popleft())
         return True
 
     def resend(self, number: int) -> None:
@@ -226,19 +253,24 @@ class LineFlow(Generic[T]):
             ResendLoop: the same line was asked for more than ``max_resends`` times.
             NoHistory: the line is older than the history, or was never sent.
         """
+        self._swallow += 1  # the ok right behind a request answers the rejection
         if self._ghosts and number == self._target:
             self._ghosts -= 1
-            self._ghost_ok = True
             return  # drawn by a line sent behind the rejected one
         if number == self.next_number:
-            self._ghost_ok = True
             return  # drawn by a line it already had: it has every line we sent
-        head = self._in_flight[0] if self._in_flight else None
-        if head is not None and head.rejected:
-            return  # a second request answering the same transmission
-        if head is not None:
-            head.rejected = True
-            if head.epoch < self._epoch and number < self._floor:
+        # Lines numbered below the request (since the last M110) were taken and wait for
+        # their ok; the first transmission after them is the one rejected.
+        flight = self._in_flight
+        index = 0
+        while index < len(flight) and (
+            flight[index].epoch == self._epoch and self._floor <= flight[index].number < number
+        ):
+            index += 1
+        if index < len(flight):
+            rejected = flight[index]
+            if rejected.epoch < self._epoch and number < self._floor:
+                del flight[index]
                 return  # drawn by a line sent before the M110 that voided it
         if number < self._floor or (number not in self._history and number < self.next_number):
             if self._floor in self._history and number < self._floor:
@@ -260,8 +292,11 @@ class LineFlow(Generic[T]):
                 f"printer keeps requesting line {number} again and again ({times} times), "
                 "communication stuck"
             )
-        while len(self._in_flight) > 1:
-            self._in_flight.pop()
-            self._ghosts += 1
+        if index < len(flight):  # the rejected line leaves; those behind it are ghosts
+            self._ghosts = len(flight) - index - 1
+            self._ghosts_until = flight[-1].seq
+            while len(flight) > index:
+                flight.pop()
+        self._probe = None
         self._target = number
         self._replay = deque(range(number, self.next_number))
