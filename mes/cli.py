@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from mes.cli_bench import bench_app
+from mes.cli_db import db_app
 from mes.dashboard.command import dashboard as dashboard_command
 from mes.errors import InputError, MesError, NotFound
 from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
@@ -48,6 +49,7 @@ app.add_typer(step_app, name="step")
 app.add_typer(alarm_app, name="alarm")
 app.add_typer(bench_app, name="bench")
 app.add_typer(certs_app, name="certs")
+app.add_typer(db_app, name="db")
 
 DbOption = Annotated[
     str | None,

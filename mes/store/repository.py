@@ -30,7 +30,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlmodel import SQLModel
 
 from mes.domain import (
     Cell,
@@ -42,6 +41,7 @@ from mes.domain import (
     Unit,
 )
 from mes.errors import OrderError, Problem, StoreError
+from mes.store import schema
 from mes.store.rows import _apply, _job_row, _row, _step, _unit
 from mes.store.tables import (
     ALARMS,
@@ -49,11 +49,9 @@ from mes.store.tables import (
     COUNTER,
     EVENTS,
     JOBS,
-    META,
     ORDERS,
     PROGRAMS,
     REQUESTS,
-    SCHEMA_VERSION,
     STEPS,
     UNITS,
 )
@@ -217,29 +215,46 @@ class Store(WatcherReads):
 
     @classmethod
     def open(cls, url: str | None = None) -> Store:
-        """Connect to the database at ``url`` (see :func:`resolve_url`), creating the schema.
+        """Connect to the database at ``url`` (see :func:`resolve_url`). A database with no
+        tables is created; any other must be at the schema revision this version knows.
 
         Raises:
-            StoreError: the URL is malformed, the driver is missing, or the server is down.
+            StoreError: the URL is malformed, the driver is missing, the server is down,
+                or the database is at another schema revision (``mes db upgrade``).
         """
-        url = resolve_url(url)
-        try:
-            parsed = make_url(url)
-            sqlite = parsed.get_backend_name() == "sqlite"
-            if sqlite and parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(
-                url,
-                poolclass=None,
-                connect_args={"timeout": 30} if sqlite else {},
-            )
-        except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
-            raise StoreError(f"cannot use database URL {_redact(url)}: {exc}") from exc
-        if sqlite:
-            _tune_sqlite(engine)
-        store = cls(engine)
+        store = cls(_engine(resolve_url(url)))
         store._create_schema()
         return store
+
+    @staticmethod
+    def upgrade(url: str | None = None) -> tuple[str | None, str]:
+        """Upgrade the database at ``url`` to the newest schema revision (``mes db upgrade``).
+
+        Returns:
+            The revision before (None: a new database) and after.
+
+        Raises:
+            StoreError: as :meth:`open`, or the database is newer than this version.
+        """
+        engine = _engine(resolve_url(url))
+        try:
+            return schema.upgrade(engine)
+        except OperationalError as exc:
+            raise StoreError(
+                f"cannot open database {_redact(str(engine.url))}: {exc.orig}"
+            ) from exc
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def redact(url: str) -> str:
+        """``url`` with its password hidden."""
+        return _redact(url)
+
+    def revision(self) -> str | None:
+        """The database's schema revision."""
+        with self._read() as conn:
+            return schema.current(conn).revision
 
     def close(self) -> None:
         self.engine.dispose()
@@ -280,20 +295,9 @@ class Store(WatcherReads):
 
     def _create_schema(self) -> None:
         try:
-            SQLModel.metadata.create_all(self.engine)
-            with self._write() as conn:
-                found = conn.execute(select(META.c.value).where(META.c.key == "schema")).scalar()
-                if found is None:
-                    conn.execute(insert(META), [{"key": "schema", "value": str(SCHEMA_VERSION)}])
-                    conn.execute(insert(COUNTER), [{"name": "job_id", "value": 0}])
+            schema.prepare(self.engine, self.url)
         except OperationalError as exc:
             raise StoreError(f"cannot open database {self.url}: {exc.orig}") from exc
-        if found is not None and int(found) != SCHEMA_VERSION:
-            raise StoreError(
-                f"database {self.url} has schema version {found}; this controller knows "
-                f"version {SCHEMA_VERSION}. Keep that database for the version that made "
-                "it and start this one on a new one (--db or MES_DB)"
-            )
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -671,6 +675,20 @@ class Store(WatcherReads):
             return "ok"
         with self._read() as conn:
             return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+
+def _engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, poolclass=None, connect_args={"timeout": 30} if sqlite else {})
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot use database URL {_redact(url)}: {exc}") from exc
+    if sqlite:
+        _tune_sqlite(engine)
+    return engine
 
 
 def _redact(url: str) -> str:

@@ -3,6 +3,9 @@
 Times are stored as naive UTC (:class:`UtcDateTime`) and come back timezone-aware, so
 SQLite and PostgreSQL give the same values. Job ids come from the ``counter`` table in
 reserved blocks and are never reused, even across restarts.
+
+The schema's history is in :mod:`mes.store.migrations` (Alembic): a change here needs a
+revision there, and ``tests/store/test_migrations.py`` checks that the two agree.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect, Index, Table, TypeDecorator
 from sqlmodel import Field, SQLModel
-
-SCHEMA_VERSION = 5
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -70,6 +71,8 @@ class UnitRow(SQLModel, table=True):
     state: str
     released_at: datetime = Field(sa_type=UtcDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    custodian: str = ""
+    """The controller that alone may change this unit now ("" : none; shared plants)."""
 
 
 class ProgramRow(SQLModel, table=True):
@@ -194,6 +197,53 @@ class AlarmRow(SQLModel, table=True):
     acked_by: str = ""
 
 
+class ControllerRow(SQLModel, table=True):
+    """A controller process, from start to stop: its heartbeat says it is alive."""
+
+    __tablename__ = "controller"
+
+    id: str = Field(primary_key=True)
+    name: str
+    host: str
+    pid: int
+    cells: list[str] = Field(default_factory=list, sa_type=JSON)
+    """The cells it may drive (its ``--cells`` or area); empty: any."""
+    started_at: datetime = Field(sa_type=UtcDateTime)
+    heartbeat_at: datetime = Field(sa_type=UtcDateTime)
+    stopped_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who drives a cell. ``token`` (the fencing token) grows with every claim, so a
+    controller that lost the lease cannot write as its owner any more."""
+
+    __tablename__ = "lease"
+
+    cell: str = Field(primary_key=True)
+    owner: str = ""
+    token: int = 0
+    acquired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class OutboxRow(SQLModel, table=True):
+    """A message to publish (MQTT), written in the transaction of the change it tells."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    topic: str
+    payload: str
+    retain: bool = False
+    qos: int = 1
+    state: str = "pending"
+    """pending, or dead (set aside after failing ``attempts`` times)."""
+    attempts: int = 0
+    error: str = ""
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -212,3 +262,6 @@ CELLS = _table(CellRow)
 EVENTS = _table(EventRow)
 REQUESTS = _table(RequestRow)
 ALARMS = _table(AlarmRow)
+CONTROLLERS = _table(ControllerRow)
+LEASES = _table(LeaseRow)
+OUTBOX = _table(OutboxRow)

@@ -169,13 +169,13 @@ def test_sqlite_is_durable_by_configuration(sqlite_url: str):
     store.close()
 
 
-def test_a_database_of_another_schema_version_is_refused(sqlite_url: str):
-    Store.open(sqlite_url).close()
+def test_a_database_from_before_schema_version_5_is_refused(sqlite_url: str):
     store = Store.open(sqlite_url)
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema'"))
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("INSERT INTO meta (key, value) VALUES ('schema', '4')"))
     store.close()
-    with pytest.raises(StoreError, match="schema version 99"):
+    with pytest.raises(StoreError, match="store schema version 4, from before version 5"):
         Store.open(sqlite_url)
 
 
