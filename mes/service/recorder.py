@@ -5,7 +5,8 @@ meanwhile into one transaction, runs it in a worker thread (the event loop never
 on disk), and wakes each caller only after that transaction has committed. Batches
 commit in the order they were queued, so causality holds: a step's completion is
 durable no later than the dispatch of the step after it. After commit, the journal
-entries go to subscribers (progress lines, later the dashboard and MQTT).
+entries go to subscribers (progress lines). Messages for the outbox (MQTT) are made from
+each merged batch by :attr:`Recorder.messages` and written in its transaction.
 
 If a commit fails the recorder stops: every waiting and later caller gets the
 :class:`~mes.errors.StoreError`, and the controller shuts down rather than act on state
@@ -20,11 +21,13 @@ from collections.abc import Callable
 
 from mes.domain import Event
 from mes.errors import StoreError
-from mes.store import Changes, Store
+from mes.store import Changes, Message, Store
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[list[Event]], None]
+#: What a batch of changes tells the outside (outbox messages), made before it commits.
+Messenger = Callable[[Changes], list[Message]]
 
 
 class Recorder:
@@ -40,6 +43,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.commits = 0
+        self.messages: Messenger | None = None
 
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback`` with the journal entries of every committed batch."""
@@ -95,6 +99,8 @@ class Recorder:
         batch = Changes()
         for changes, _ in taken:
             batch.merge(changes)
+        if self.messages is not None:
+            batch.messages.extend(self.messages(batch))
         try:
             await asyncio.to_thread(self.store.apply, batch)
         except StoreError as exc:

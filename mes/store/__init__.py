@@ -1,5 +1,5 @@
 """Persistence: the only package that knows SQL (SQLModel over SQLAlchemy)."""
 
-from mes.store.repository import DEFAULT_DB, Changes, Store, resolve_url
+from mes.store.repository import DEFAULT_DB, Changes, Message, Store, resolve_url
 
-__all__ = ["DEFAULT_DB", "Changes", "Store", "resolve_url"]
+__all__ = ["DEFAULT_DB", "Changes", "Message", "Store", "resolve_url"]

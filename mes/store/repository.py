@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,7 +42,7 @@ from mes.domain import (
 )
 from mes.errors import OrderError, Problem, StoreError
 from mes.store import schema
-from mes.store.rows import _apply, _job_row, _row, _step, _unit
+from mes.store.rows import _apply, _insert_messages, _job_row, _row, _step, _unit
 from mes.store.tables import (
     ALARMS,
     CELLS,
@@ -73,6 +73,17 @@ def resolve_url(url: str | None = None) -> str:
     return url
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message for the outbox: published after the transaction that wrote it."""
+
+    topic: str
+    payload: str
+    at: datetime
+    retain: bool = False
+    qos: int = 1
+
+
 @dataclass(slots=True)
 class Changes:
     """One batch of state changes to commit together, with their journal entries.
@@ -95,6 +106,8 @@ class Changes:
     acks: dict[int, tuple[str, datetime]] = field(default_factory=dict)
     progress: dict[str, float] = field(default_factory=dict)
     """Cell -> progress (0..1) of its running job, for watchers (not journaled)."""
+    messages: list[Message] = field(default_factory=list)
+    """Outbox messages telling this batch's changes (MQTT), written with them."""
 
     def answer(self, request_id: int, state: str, result: str, at: datetime) -> None:
         """Record what became of a request, with the change it made."""
@@ -178,6 +191,7 @@ class Changes:
         self.alarm_ops.extend(other.alarm_ops)
         self.acks.update(other.acks)
         self.progress.update(other.progress)
+        self.messages.extend(other.messages)
         for job_id, snapshot in other.jobs.items():
             self.jobs[job_id] = {**self.jobs.get(job_id, {}), **snapshot}
 
@@ -192,6 +206,7 @@ class Changes:
             or self.alarm_ops
             or self.acks
             or self.progress
+            or self.messages
         )
 
 
@@ -324,11 +339,13 @@ class Store(WatcherReads):
         units: list[Unit],
         programs: Iterable[Program],
         events: list[Event],
+        messages: Callable[[list[Unit], list[Event]], list[Message]] | None = None,
     ) -> set[str]:
         """Store orders, their units, steps, programs and journal entries in one transaction.
 
         Idempotent by order id: an order already stored with the same digest is skipped
-        (with its units and events).
+        (with its units and events). ``messages`` tells the outbox what was stored (the
+        units and events actually new), in the same transaction.
 
         Returns:
             The ids of orders that were already there, unchanged.
@@ -377,6 +394,8 @@ class Store(WatcherReads):
                 conn.execute(insert(STEPS), [_row(STEPS, s) for u in units for s in u.steps])
             if events:
                 conn.execute(insert(EVENTS), [_row(EVENTS, e) for e in events])
+            if messages is not None and (told := messages(units, events)):
+                _insert_messages(conn, told)
         return same
 
     def apply(self, changes: Changes) -> None:
@@ -718,4 +737,4 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-__all__ = ["DEFAULT_DB", "Changes", "Store", "resolve_url"]
+__all__ = ["DEFAULT_DB", "Changes", "Message", "Store", "resolve_url"]

@@ -26,6 +26,7 @@ from mes.store.tables import (
     CELLS,
     EVENTS,
     JOBS,
+    OUTBOX,
     REQUESTS,
     STEPS,
     UNITS,
@@ -35,7 +36,7 @@ DEFAULT_DB = "sqlite:///mes.db"
 
 
 if TYPE_CHECKING:
-    from mes.store.repository import Changes
+    from mes.store.repository import Changes, Message
 
 
 _STEP_UPDATE = update(STEPS).where(STEPS.c.id == bindparam("k"))
@@ -102,6 +103,28 @@ def _apply(conn: Connection, changes: Changes) -> None:
         conn.execute(
             update(ALARMS).where(ALARMS.c.id == alarm_id).values(acked_at=at, acked_by=who)
         )
+    if changes.messages:
+        _insert_messages(conn, changes.messages)
+
+
+def _insert_messages(conn: Connection, messages: Iterable[Message]) -> None:
+    """Queue messages in the outbox, in order (ids grow with it)."""
+    conn.execute(
+        insert(OUTBOX),
+        [
+            {
+                "created_at": m.at,
+                "topic": m.topic,
+                "payload": m.payload,
+                "retain": m.retain,
+                "qos": m.qos,
+                "state": "pending",
+                "attempts": 0,
+                "error": "",
+            }
+            for m in messages
+        ],
+    )
 
 
 def _apply_alarms(conn: Connection, ops: list[tuple[str, dict[str, Any]]]) -> None:
