@@ -22,6 +22,7 @@ from pydantic import Field
 from mes.settings.base import Capability, Identifier, Name, NonBlank
 from mes.settings.base import Model as _Model
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, RegisterMap
+from mes.settings.mqtt import AreaName, IntakeConfig, LineName, MqttConfig
 from mes.settings.opcua import OpcuaDriverConfig, OpcuaServerConfig
 from mes.settings.serial import GrblDriverConfig, MarlinDriverConfig
 
@@ -97,7 +98,10 @@ class CellConfig(_Model):
 
     name: Name
     capabilities: list[Capability] = Field(min_length=1)
-    area: str = ""
+    area: AreaName = ""
+    line: LineName = ""
+    """Where the cell stands (ISA-95 area and line): its place in the MQTT topic tree
+    (``[mqtt]`` gives the default for cells that do not say)."""
     rerun_interrupted: bool = False
     confirm_after_job: NonBlank | None = None
     """What an operator must do between jobs (``"clear the bed"``): after every job the
@@ -130,6 +134,10 @@ class PlantConfig(_Model):
     """Named Modbus register maps, shared by the PLC cells that name them."""
     opcua_server: OpcuaServerConfig | None = None
     """The plant as an OPC UA server (off when absent)."""
+    mqtt: MqttConfig | None = None
+    """The plant on an MQTT broker, a Unified Namespace (off when absent; docs/mqtt.md)."""
+    intake: IntakeConfig | None = None
+    """A folder watched for order files (off when absent)."""
 
 
 # -- products/*.toml --------------------------------------------------------------

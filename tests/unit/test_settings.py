@@ -178,8 +178,8 @@ PLANT_CASES = {
         'name = "bench-1"\narea = "east"\ncolour = "red"',
         13,
         "cells[1].colour",
-        "unknown key (allowed: name, capabilities, area, rerun_interrupted, confirm_after_job, "
-        "duration_factors, setup_s, machine, reconnect, driver)",
+        "unknown key (allowed: name, capabilities, area, line, rerun_interrupted, "
+        "confirm_after_job, duration_factors, setup_s, machine, reconnect, driver)",
     ),
     "capabilities of the wrong type": (
         '["print.fdm"]',
@@ -250,7 +250,10 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     write(tmp_path, 'owner = "me"\n' + PLANT)
     problem = only_problem(tmp_path)
     assert (problem.line, problem.path) == (1, "owner")
-    assert problem.reason == "unknown key (allowed: plant, cells, register_maps, opcua_server)"
+    assert (
+        problem.reason
+        == "unknown key (allowed: plant, cells, register_maps, opcua_server, mqtt, intake)"
+    )
 
 
 def test_unknown_driver_kind(tmp_path: Path) -> None:
