@@ -102,3 +102,9 @@ class NotSupported(DeviceError):
 
 class StoreError(MesError):
     """The store cannot be reached, or its schema is not one this version knows."""
+
+
+class Fenced(StoreError):
+    """This controller no longer owns what it tried to write: another controller took
+    the cell's lease (a newer fencing token) or the unit's custody. The write is refused
+    whole; the controller stops, and its work goes on where it went."""

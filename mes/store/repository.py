@@ -43,6 +43,7 @@ from mes.domain import (
 from mes.errors import OrderError, Problem, StoreError
 from mes.store import schema
 from mes.store.rows import _apply, _insert_messages, _job_row, _row, _step, _unit
+from mes.store.sharing import SharingStore, notify
 from mes.store.tables import (
     ALARMS,
     CELLS,
@@ -108,6 +109,14 @@ class Changes:
     """Cell -> progress (0..1) of its running job, for watchers (not journaled)."""
     messages: list[Message] = field(default_factory=list)
     """Outbox messages telling this batch's changes (MQTT), written with them."""
+    custody: dict[str, str] = field(default_factory=dict)
+    """Unit -> its new custodian ("" : let go)."""
+    writer: str = ""
+    """The controller committing this batch: it must be the custodian of every unit the
+    batch touches ("" : not checked; a lone controller's tests)."""
+    fences: dict[str, int] = field(default_factory=dict)
+    """Cell -> the lease token the writer holds for it: the batch is refused if one moved
+    on (see :mod:`mes.store.sharing`)."""
 
     def answer(self, request_id: int, state: str, result: str, at: datetime) -> None:
         """Record what became of a request, with the change it made."""
@@ -192,6 +201,9 @@ class Changes:
         self.acks.update(other.acks)
         self.progress.update(other.progress)
         self.messages.extend(other.messages)
+        self.custody.update(other.custody)
+        self.writer = self.writer or other.writer
+        self.fences.update(other.fences)
         for job_id, snapshot in other.jobs.items():
             self.jobs[job_id] = {**self.jobs.get(job_id, {}), **snapshot}
 
@@ -207,6 +219,7 @@ class Changes:
             or self.acks
             or self.progress
             or self.messages
+            or self.custody
         )
 
 
@@ -222,7 +235,7 @@ class PlantCounts:
     """Cell ("" for the plant) -> texts of its active alarms, newest first."""
 
 
-class Store(WatcherReads):
+class Store(WatcherReads, SharingStore):
     """Durable record of orders, units, steps, jobs, cells and the journal."""
 
     def __init__(self, engine: Engine) -> None:
@@ -392,6 +405,7 @@ class Store(WatcherReads):
             if units:
                 conn.execute(insert(UNITS), [_row(UNITS, u) for u in units])
                 conn.execute(insert(STEPS), [_row(STEPS, s) for u in units for s in u.steps])
+                notify(conn)
             if events:
                 conn.execute(insert(EVENTS), [_row(EVENTS, e) for e in events])
             if messages is not None and (told := messages(units, events)):

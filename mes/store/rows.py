@@ -56,6 +56,13 @@ _ALARM_CLEAR = (
 
 
 def _apply(conn: Connection, changes: Changes) -> None:
+    from mes.store.sharing import check_custody, check_fences, notify
+
+    if changes.fences:
+        check_fences(conn, changes.fences)
+    if changes.writer:
+        touched = changes.units.keys() | {s.unit_id for s in changes.steps.values()}
+        check_custody(conn, changes.writer, touched)
     new_jobs = [j["new"] for j in changes.jobs.values() if "new" in j]
     if new_jobs:
         conn.execute(insert(JOBS), new_jobs)
@@ -105,6 +112,10 @@ def _apply(conn: Connection, changes: Changes) -> None:
         )
     if changes.messages:
         _insert_messages(conn, changes.messages)
+    if changes.custody:
+        conn.execute(_UNIT_UPDATE, [{"k": u, "custodian": c} for u, c in changes.custody.items()])
+        if "" in changes.custody.values():
+            notify(conn)  # units let go: others may take them
 
 
 def _insert_messages(conn: Connection, messages: Iterable[Message]) -> None:

@@ -1,0 +1,365 @@
+"""Several controllers on one database: members, cell leases with fencing tokens, and
+custody of units. Mixed into :class:`~mes.store.Store`.
+
+Theory of operation:
+
+* **Members.** Each controller process registers a ``controller`` row at start (a new id
+  per run) and beats its heart into it. A member is *gone* when it stopped, when its
+  heartbeat is older than the lease time, or, on the same host, when its process no
+  longer exists (a restart after ``kill -9`` need not wait for the lease to run out).
+* **Leases.** A cell is driven by the controller holding its ``lease`` row. Claiming a
+  lease that is free or held by a gone member takes a new *fencing token* from the
+  ``fence`` counter, so tokens only grow. Every batch a controller commits names the
+  tokens of the cells it touches (:attr:`Changes.fences`); the transaction refuses the
+  whole batch if one no longer matches (:class:`~mes.errors.Fenced`): a controller that
+  lost a cell cannot write as its owner any more, however late its write arrives.
+* **Custody.** Only the unit's *custodian* may change a unit and its steps; a batch
+  names its writer (:attr:`Changes.writer`) and is refused if it touches a unit in
+  another's custody. Custody of free units (no custodian, or a gone one) is claimed in
+  one short transaction with ``FOR UPDATE SKIP LOCKED`` (two claimers never wait for
+  each other and never get the same unit), which also reads the units fresh: the
+  custodian's copy in memory is the truth until it lets go.
+
+Times are the database's on PostgreSQL (one clock for every controller) and this
+process's on SQLite (one machine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, exists, func, insert, select, text, update
+
+from mes.domain import StepState, Unit
+from mes.errors import Fenced
+from mes.store.rows import _step, _unit
+from mes.store.tables import CONTROLLERS, COUNTER, LEASES, STEPS, UNITS
+from mes.store.watching import _FINISHED
+
+_ON_CELL = (StepState.DISPATCHED.value, StepState.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A controller as the database knows it."""
+
+    id: str
+    name: str
+    host: str
+    pid: int
+    cells: list[str]
+    heartbeat_at: datetime
+    alive: bool
+
+
+class SharingStore:
+    """Members, leases and custody (see the module docstring)."""
+
+    @property
+    def is_sqlite(self) -> bool:  # provided by Store
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Connection]:  # provided by Store
+        raise NotImplementedError
+
+    def _read(self) -> AbstractContextManager[Connection]:  # provided by Store
+        raise NotImplementedError
+
+    # -- members ------------------------------------------------------------------------
+
+    def join(
+        self, me: str, name: str, host: str, cells: Iterable[str], plant: Iterable[str]
+    ) -> None:
+        """Register controller ``me`` (wanting ``cells``; empty: any), and a lease row
+        for every cell of the plant that has none yet."""
+        with self._write() as conn:
+            now = self._now(conn)
+            old = now - timedelta(days=1)
+            conn.execute(
+                delete(CONTROLLERS).where(
+                    (CONTROLLERS.c.stopped_at < old) | (CONTROLLERS.c.heartbeat_at < old)
+                )
+            )
+            conn.execute(
+                insert(CONTROLLERS),
+                [
+                    {
+                        "id": me,
+                        "name": name,
+                        "host": host,
+                        "pid": os.getpid(),
+                        "cells": sorted(cells),
+                        "started_at": now,
+                        "heartbeat_at": now,
+                    }
+                ],
+            )
+            known = set(conn.execute(select(LEASES.c.cell)).scalars())
+            missing = sorted(set(plant) - known)
+            if missing:
+                conn.execute(
+                    insert(LEASES),
+                    [{"cell": c, "owner": "", "token": 0} for c in missing],
+                )
+
+    def leave(self, me: str) -> None:
+        """Controller ``me`` stops: its leases and the custody of its units not on a cell
+        are free at once (a job on a cell stays with whoever takes the cell)."""
+        with self._write() as conn:
+            now = self._now(conn)
+            conn.execute(update(CONTROLLERS).where(CONTROLLERS.c.id == me).values(stopped_at=now))
+            conn.execute(
+                update(LEASES).where(LEASES.c.owner == me).values(owner="", expires_at=None)
+            )
+            conn.execute(
+                update(UNITS).where(UNITS.c.custodian == me, ~_on_a_cell()).values(custodian="")
+            )
+
+    def members(self, ttl_s: float, host: str) -> list[Member]:
+        """Every controller that has not stopped, with whether it is alive."""
+        with self._read() as conn:
+            return list(self._members(conn, ttl_s, host))
+
+    def _members(self, conn: Connection, ttl_s: float, host: str) -> Iterator[Member]:
+        now = self._now(conn)
+        rows = conn.execute(select(CONTROLLERS).where(CONTROLLERS.c.stopped_at.is_(None)))
+        for r in rows:
+            alive = r.heartbeat_at > now - timedelta(seconds=ttl_s) and (
+                r.host != host or _process_exists(r.pid)
+            )
+            yield Member(r.id, r.name, r.host, r.pid, list(r.cells), r.heartbeat_at, alive)
+
+    def _live(self, conn: Connection, me: str, ttl_s: float, host: str) -> set[str]:
+        """Ids of the members alive now, ``me`` among them: nothing is taken from them."""
+        return {m.id for m in self._members(conn, ttl_s, host) if m.alive} | {me}
+
+    # -- leases -------------------------------------------------------------------------
+
+    def heartbeat(self, me: str, leases: Mapping[str, int], ttl_s: float) -> set[str]:
+        """Beat ``me``'s heart and renew its leases.
+
+        Returns:
+            The cells whose lease ``me`` no longer holds (taken by another, token moved).
+        """
+        lost = set()
+        with self._write() as conn:
+            now = self._now(conn)
+            conn.execute(update(CONTROLLERS).where(CONTROLLERS.c.id == me).values(heartbeat_at=now))
+            until = now + timedelta(seconds=ttl_s)
+            for cell, token in leases.items():
+                renewed = conn.execute(
+                    update(LEASES)
+                    .where(LEASES.c.cell == cell, LEASES.c.owner == me, LEASES.c.token == token)
+                    .values(expires_at=until)
+                ).rowcount
+                if renewed != 1:
+                    lost.add(cell)
+        return lost
+
+    def acquire(
+        self, me: str, cells: Collection[str], ttl_s: float, host: str, limit: int
+    ) -> dict[str, int]:
+        """Take up to ``limit`` of ``cells`` whose lease is free, expired or held by a gone
+        member; each with a new fencing token.
+
+        Returns:
+            Cell -> token, for the cells taken.
+        """
+        if limit <= 0 or not cells:
+            return {}
+        with self._write() as conn:
+            now = self._now(conn)
+            live = self._live(conn, me, ttl_s, host)
+            query = (
+                select(LEASES.c.cell, LEASES.c.owner, LEASES.c.expires_at)
+                .where(LEASES.c.cell.in_(sorted(cells)))
+                .order_by(LEASES.c.cell)
+                .with_for_update(skip_locked=True)
+            )
+            free = [
+                r.cell
+                for r in conn.execute(query)
+                if r.owner != me
+                and (r.owner not in live or (r.expires_at is not None and r.expires_at < now))
+            ][:limit]
+            taken = {}
+            for cell in free:
+                token = _next_fence(conn)
+                conn.execute(
+                    update(LEASES)
+                    .where(LEASES.c.cell == cell)
+                    .values(
+                        owner=me,
+                        token=token,
+                        acquired_at=now,
+                        expires_at=now + timedelta(seconds=ttl_s),
+                    )
+                )
+                taken[cell] = token
+        return taken
+
+    def give_up(self, me: str, cells: Iterable[str]) -> None:
+        """Free ``me``'s leases of ``cells`` (handing them to whoever wants them)."""
+        with self._write() as conn:
+            conn.execute(
+                update(LEASES)
+                .where(LEASES.c.owner == me, LEASES.c.cell.in_(sorted(cells)))
+                .values(owner="", expires_at=None)
+            )
+
+    def leases(self) -> dict[str, dict[str, Any]]:
+        """Every lease row, by cell."""
+        with self._read() as conn:
+            return {r.cell: dict(r._mapping) for r in conn.execute(select(LEASES))}
+
+    # -- custody ------------------------------------------------------------------------
+
+    def claim_units(
+        self,
+        me: str,
+        ttl_s: float,
+        host: str,
+        *,
+        capabilities: Collection[str] | None = None,
+        ids: Collection[str] | None = None,
+        on_cells: Collection[str] | None = None,
+        exclude: Collection[str] = (),
+        limit: int | None = None,
+    ) -> list[Unit]:
+        """Take custody of unfinished units that are free (no custodian, or a gone one),
+        locked with ``SKIP LOCKED`` so concurrent claimers never share one, and
+        read them fresh.
+
+        Args:
+            capabilities: only units with a ready step needing one of these.
+            ids: only these units.
+            on_cells: only units with a job on one of these cells (a cell taken over).
+            exclude: not these (already in hand).
+            limit: at most this many, oldest release first.
+        """
+        with self._write() as conn:
+            live = self._live(conn, me, ttl_s, host)
+            query = select(UNITS.c.id).where(
+                UNITS.c.state.not_in(_FINISHED), UNITS.c.custodian.not_in(sorted(live))
+            )
+            if capabilities is not None:
+                query = query.where(
+                    exists().where(
+                        STEPS.c.unit_id == UNITS.c.id,
+                        STEPS.c.state == StepState.READY.value,
+                        STEPS.c.capability.in_(sorted(capabilities)),
+                    )
+                )
+            if ids is not None:
+                query = query.where(UNITS.c.id.in_(sorted(ids)))
+            if on_cells is not None:
+                query = query.where(_on_a_cell(on_cells))
+            if exclude:
+                query = query.where(UNITS.c.id.not_in(sorted(exclude)))
+            query = query.order_by(UNITS.c.released_at, UNITS.c.id).limit(limit)
+            taken = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
+            if not taken:
+                return []
+            conn.execute(update(UNITS).where(UNITS.c.id.in_(taken)).values(custodian=me))
+            return _load(conn, taken)
+
+    def custodians(self, ids: Iterable[str]) -> dict[str, str]:
+        """Unit id -> its custodian ("" : none), for the units that exist."""
+        with self._read() as conn:
+            query = select(UNITS.c.id, UNITS.c.custodian).where(UNITS.c.id.in_(sorted(ids)))
+            return {r.id: r.custodian for r in conn.execute(query)}
+
+    # -- time -----------------------------------------------------------------------------
+
+    def _now(self, conn: Connection) -> datetime:
+        if self.is_sqlite:
+            return datetime.now(UTC)
+        value = conn.execute(select(func.now())).scalar_one()
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _on_a_cell(cells: Collection[str] | None = None) -> Any:
+    """A unit with a step dispatched to or running on a cell (one of ``cells``)."""
+    where = [STEPS.c.unit_id == UNITS.c.id, STEPS.c.state.in_(_ON_CELL)]
+    if cells is not None:
+        where.append(STEPS.c.cell.in_(sorted(cells)))
+    return exists().where(*where)
+
+
+def _next_fence(conn: Connection) -> int:
+    conn.execute(update(COUNTER).where(COUNTER.c.name == "fence").values(value=COUNTER.c.value + 1))
+    return int(conn.execute(select(COUNTER.c.value).where(COUNTER.c.name == "fence")).scalar_one())
+
+
+def _load(conn: Connection, ids: list[str]) -> list[Unit]:
+    units = {
+        r.id: _unit(r)
+        for r in conn.execute(
+            select(UNITS).where(UNITS.c.id.in_(ids)).order_by(UNITS.c.released_at, UNITS.c.id)
+        )
+    }
+    steps = select(STEPS).where(STEPS.c.unit_id.in_(ids)).order_by(STEPS.c.unit_id, STEPS.c.seq)
+    for r in conn.execute(steps):
+        units[r.unit_id].steps.append(_step(r))
+    return list(units.values())
+
+
+def check_fences(conn: Connection, fences: Mapping[str, int]) -> None:
+    """Refuse a batch that names a lease token no longer current.
+
+    Raises:
+        Fenced: a cell's lease moved on (its owner and token now).
+    """
+    rows = conn.execute(
+        select(LEASES.c.cell, LEASES.c.owner, LEASES.c.token)
+        .where(LEASES.c.cell.in_(sorted(fences)))
+        .with_for_update(read=True)
+    )
+    stale = [r for r in rows if r.token != fences[r.cell]]
+    if stale:
+        raise Fenced(
+            "lost the lease of "
+            + ", ".join(f"{r.cell} (now {r.owner or 'free'}, token {r.token})" for r in stale)
+        )
+
+
+def check_custody(conn: Connection, writer: str, unit_ids: Collection[str]) -> None:
+    """Refuse a batch from ``writer`` that touches a unit in another's custody.
+
+    Raises:
+        Fenced: a unit's custodian is another controller.
+    """
+    if not unit_ids:
+        return
+    rows = conn.execute(
+        select(UNITS.c.id, UNITS.c.custodian)
+        .where(UNITS.c.id.in_(sorted(unit_ids)), UNITS.c.custodian != writer)
+        .with_for_update()
+    ).all()
+    if rows:
+        raise Fenced(
+            "lost custody of "
+            + ", ".join(f"{r.id} (now {r.custodian or 'nobody'})" for r in rows[:5])
+            + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+        )
+
+
+def notify(conn: Connection) -> None:
+    """Wake the other controllers (PostgreSQL ``NOTIFY``, sent at commit)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify('mes_work', '')"))
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
