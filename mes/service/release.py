@@ -11,19 +11,22 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from mes.domain import Event, Order, Program, ProgramKind, Step, StepEvent, StepState, Unit
 from mes.errors import OrderError, Problem
 from mes.service.order_files import OrderSpec
-from mes.store import Store
+from mes.store import Message, Store
 from routing.family import Family, OptionValue
 from routing.fit import Station, place
 from routing.planner import PlannedStep, check_generator_call, plan
 
 Placed = tuple[str, ...]
+#: What a release tells the outside (MQTT): messages from the units and journal entries
+#: actually stored, written to the outbox in the release's transaction.
+ReleaseMessages = Callable[[list[Unit], list[Event]], list[Message]]
 Planned = tuple[Family, dict[str, OptionValue], list[PlannedStep], list[Placed]]
 
 
@@ -184,8 +187,9 @@ def release(
     source: str = "",
     actor: str = "planner",
     stations: Sequence[Station] = (),
+    messages: ReleaseMessages | None = None,
 ) -> Released:
-    """Check, plan and store orders, all or nothing.
+    """Check, plan and store orders, all or nothing (with ``messages`` for the outbox).
 
     Raises:
         OrderError: a problem in any order, or an order id already used for other content.
@@ -193,7 +197,7 @@ def release(
     orders, units, programs, events = prepare(
         specs, families, now, source=source, actor=actor, stations=stations
     )
-    same = store.release(orders, units, programs, events)
+    same = store.release(orders, units, programs, events, messages=messages)
     return Released(
         released=[o.id for o in orders if o.id not in same],
         unchanged=[o.id for o in orders if o.id in same],
