@@ -47,6 +47,10 @@ from routing.fit import Station
 Follow = tuple[str, str, Mapping[str, Any] | None]
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class DashboardOptions:
     """How a dashboard runs (``mes dashboard`` options)."""
@@ -65,6 +69,11 @@ class DashboardOptions:
     quit_warning: str = ""
     """When set, quitting asks first and says this (``mes demo``: it stops the demo)."""
     answer_wait_s: float = 15.0
+    clock: Callable[[], datetime] = utc_now
+    """The plant's "now" for what is read (times in state, lateness, the performance
+    window); tests pass a fixed one so that what is drawn is the same every run."""
+    ticks: Callable[[], float] = time.monotonic
+    """Seconds for the data's age in the status line (``time.monotonic``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -158,7 +167,7 @@ class DashboardApp(App[None]):
         return self.options.note() if self.options.note else ""
 
     def data_age(self) -> float | None:
-        return time.monotonic() - self._read_at if self.snapshot is not None else None
+        return self.options.ticks() - self._read_at if self.snapshot is not None else None
 
     # -- refresh ------------------------------------------------------------------------
 
@@ -178,7 +187,7 @@ class DashboardApp(App[None]):
     @work(thread=True, group="read")
     def _read(self, performance: bool) -> None:
         try:
-            snapshot = self.reader.read(datetime.now(UTC), performance=performance)
+            snapshot = self.reader.read(self.options.clock(), performance=performance)
         except BaseException:
             self._reading = False
             raise
@@ -188,7 +197,7 @@ class DashboardApp(App[None]):
         self._reading = False
         self.snapshot = snapshot
         if not snapshot.error:
-            self._read_at = time.monotonic()
+            self._read_at = self.options.ticks()
         if (screen := self._base_screen()) is not None:
             screen.refresh_from(snapshot)
         self._shown += 1

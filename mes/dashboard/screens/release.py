@@ -51,7 +51,7 @@ class ReleaseScreen(DashboardScreen):
             )
             yield Vertical(id="options")
             with Horizontal(classes="order-fields"):
-                yield _field("order id (blank: new)", Input(placeholder="SO-1001", id="order"))
+                yield _field("order id", Input(placeholder="blank: new", id="order"))
                 yield _field("quantity", Input("1", id="quantity"))
                 yield _field("priority", Input("0", id="priority"))
                 yield _field("due (ISO date)", Input(placeholder="2026-12-01T17:00", id="due"))

@@ -4,6 +4,7 @@ time in state, and what needs attention. Updated in place from a store row."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ class CellTile(Widget, can_focus=True):
         self.cell_name = name
         self.border_title = name
         self.andon: Andon = Andon(Level.OFFLINE, "OFFLINE")
-        self._lines: tuple[str, ...] = ()
+        self._shown: _Shown | None = None
         self._row: Mapping[str, Any] = {}
 
     @property
@@ -52,39 +53,40 @@ class CellTile(Widget, can_focus=True):
         """Show ``row`` (``Store.cell_board``) with its cell's active alarm texts."""
         self._row = row
         state = andon(row, alarms, link_down)
-        width = max(8, self.content_region.width or TILE_WIDTH - 4)
-        unit = row.get("unit_id") or ""
-        step = row.get("step_name") or ""
-        what = _fit(str(unit), str(step), width) or ("no job" if not state.stale else "")
+        unit = str(row.get("unit_id") or "")
         progress = float(row.get("progress") or 0.0) if unit else 0.0
-        in_state = since(row.get("updated_at"), now, speed)
         if state.stale:
             wall = since(row.get("updated_at"), now)
             timing = f"offline {wall} (wall)" if wall else "offline"
         else:
-            timing = f"{row.get('state', '')} {in_state}".strip()
-        lines = tuple(
-            line[:width]
-            for line in (
-                what,
-                f"{bar(progress, width - 5)} {progress:>3.0%}" if unit else "",
-                timing,
-                state.detail,
-            )
-        )
+            timing = f"{row.get('state', '')} {since(row.get('updated_at'), now, speed)}".strip()
+        shown = _Shown(unit, str(row.get("step_name") or ""), progress, timing, state.detail)
         if state != self.andon:
             self.remove_class(f"-{self.andon.level.value}")
             self.add_class(f"-{state.level.value}")
             self.set_class(state.stale, "-stale")
             self.andon = state
             self.border_subtitle = state.label
-        if lines != self._lines:
-            self._lines = lines
+        if shown != self._shown:
+            self._shown = shown
             self.refresh()
 
+    def lines(self, width: int) -> tuple[str, ...]:
+        """What the tile shows in ``width`` columns: unit and step, progress, time in
+        state, what needs attention."""
+        shown = self._shown
+        if shown is None:
+            return ()
+        what = _fit(shown.unit, shown.step, width) or ("" if self.andon.stale else "no job")
+        bar_line = f"{bar(shown.progress, width - 5)} {shown.progress:>3.0%}" if shown.unit else ""
+        return tuple(line[:width] for line in (what, bar_line, shown.timing, shown.detail))
+
     def render(self) -> Text:
+        # Laid out at the tile's width now: a tile that grows or shrinks with the
+        # terminal draws its bar to fit without waiting for the next read.
+        width = max(8, self.content_size.width or TILE_WIDTH - 4)
         text = Text(no_wrap=True, overflow="ellipsis")
-        for n, line in enumerate(self._lines):
+        for n, line in enumerate(self.lines(width)):
             if n:
                 text.append("\n")
             style = "italic" if self.andon.stale else ""
@@ -92,6 +94,15 @@ class CellTile(Widget, can_focus=True):
                 style = "bold"
             text.append(line, style=style)
         return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    unit: str
+    step: str
+    progress: float
+    timing: str
+    detail: str
 
 
 def _fit(unit: str, step: str, width: int) -> str:
