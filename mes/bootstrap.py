@@ -29,6 +29,8 @@ from routing.scheduling.optimizer import available as optimizer_available
 if TYPE_CHECKING:
     from drivers.sim.plant_sims import MachineSpec, SerialSpec, SimSpec
     from mes.faces.opcua import PlantServer
+    from mes.mqtt.messenger import Messenger
+    from mes.service.release import ReleaseMessages
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +320,31 @@ def build_controller(
     }
     options = options or controller_options(plant)
     setups = cell_setups(plant, read_only=read_only)
-    return Controller(store, setups, drivers, options=options, actor=actor)
+    controller = Controller(store, setups, drivers, options=options, actor=actor)
+    if plant.config.mqtt is not None:
+        controller.recorder.messages = _mqtt_messenger(plant, controller, store)
+    return controller
+
+
+def _mqtt_messenger(plant: Plant, controller: Controller, store: Store) -> Messenger | None:
+    """What each of the controller's commits tells MQTT (written to the outbox with it)."""
+    from mes.mqtt.serve import messenger
+
+    def job_lookup(job_id: int) -> tuple[str, str] | None:
+        step = next((s for s in controller.steps.values() if s.job_id == job_id), None)
+        return (step.unit_id, step.id) if step is not None else None
+
+    active = [(a["cell"], a["subject"]) for a in store.alarms(open_only=True) if a["active"]]
+    return messenger(plant, clock=controller.clock, job_lookup=job_lookup, active_alarms=active)
+
+
+def release_messages(plant: Plant) -> ReleaseMessages | None:
+    """What an order release tells MQTT (``release(messages=...)``); None without it."""
+    if plant.config.mqtt is None:
+        return None
+    from mes.mqtt.serve import release_messages as made
+
+    return made(plant)
 
 
 def plant_server(plant: Plant, controller: Controller, store: Store) -> PlantServer | None:
@@ -364,11 +390,26 @@ def plant_server(plant: Plant, controller: Controller, store: Store) -> PlantSer
 async def serving_faces(
     plant: Plant, controller: Controller, store: Store
 ) -> AsyncIterator[PlantServer | None]:
-    """Serve the plant's OPC UA face (when configured) for the duration of the block.
+    """Serve the plant's faces (as configured) for the duration of the block: OPC UA,
+    MQTT (publishing the outbox) and order intake (topic, folder).
 
     Raises:
         MesError: it cannot listen, or its certificate, key or secrets cannot be read.
     """
+    async with contextlib.AsyncExitStack() as stack:
+        if plant.config.mqtt is not None or plant.config.intake is not None:
+            from mes.mqtt.serve import serving_mqtt
+
+            await stack.enter_async_context(
+                serving_mqtt(plant, store, controller.recorder.subscribe)
+            )
+        yield await stack.enter_async_context(_serving_opcua(plant, controller, store))
+
+
+@contextlib.asynccontextmanager
+async def _serving_opcua(
+    plant: Plant, controller: Controller, store: Store
+) -> AsyncIterator[PlantServer | None]:
     server = plant_server(plant, controller, store)
     if server is None:
         yield None
