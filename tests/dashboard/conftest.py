@@ -3,11 +3,14 @@ cells (tests/service/conftest.py) or by store writes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from mes.dashboard.app import DashboardApp, DashboardOptions
 from mes.domain import Cell
@@ -50,3 +53,16 @@ def requests(store: Store) -> list[dict[str, Any]]:
         rows.append(row)
         request_id += 1
     return rows
+
+
+async def answered(app: DashboardApp, pilot: Pilot[Any], count: int) -> None:
+    """Wait (10 s at most) until the dashboard has shown ``count`` answers."""
+    async with asyncio.timeout(10):
+        while len(app.answers) < count:
+            await pilot.pause()
+
+
+def wip_rows(app: DashboardApp) -> list[str]:
+    """The unit ids of the WIP table, top to bottom."""
+    table = app.screen.query_one("#wip", DataTable)
+    return [str(table.coordinate_to_cell_key((r, 0)).row_key.value) for r in range(table.row_count)]

@@ -14,7 +14,7 @@ from mes.dashboard.screens.unit import UnitScreen
 from mes.dashboard.screens.wip import WipScreen
 from mes.service.controller import CellSetup
 from mes.store import Changes
-from tests.dashboard.conftest import dashboard, requests
+from tests.dashboard.conftest import answered, dashboard, requests, wip_rows
 from tests.service.conftest import build, running
 from tests.service.conftest import release_units as release_widgets
 
@@ -22,17 +22,6 @@ CELLS = [
     CellSetup("a1", frozenset({"cap.a"}), "fake", confirm_after_job="clear the bed"),
     CellSetup("b1", frozenset({"cap.b"}), "fake"),
 ]
-
-
-async def answers(app, pilot, count: int) -> None:
-    async with asyncio.timeout(10):
-        while len(app.answers) < count:
-            await pilot.pause()
-
-
-def rows(app) -> list[str]:
-    table = app.screen.query_one("#wip", DataTable)
-    return [str(table.coordinate_to_cell_key((r, 0)).row_key.value) for r in range(table.row_count)]
 
 
 async def test_wip_lists_filters_sorts_and_opens_a_unit(store) -> None:
@@ -44,8 +33,8 @@ async def test_wip_lists_filters_sorts_and_opens_a_unit(store) -> None:
         await pilot.press("2")
         await app.refreshed()
         assert isinstance(app.screen, WipScreen)
-        assert len(rows(app)) == 15
-        assert rows(app)[:3] == ["O1.1", "O1.2", "O1.3"]  # late first
+        assert len(wip_rows(app)) == 15
+        assert wip_rows(app)[:3] == ["O1.1", "O1.2", "O1.3"]  # late first
         info = str(app.screen.query_one("#wip-info").render())
         assert "15 units in progress" in info and "15 released" in info
         table = app.screen.query_one("#wip", DataTable)
@@ -53,14 +42,14 @@ async def test_wip_lists_filters_sorts_and_opens_a_unit(store) -> None:
         assert "due in 59m" in str(table.get_row("O2.1")[-1])
 
         await pilot.press("slash", *"O2.1", "enter")  # filter: every word must match
-        assert rows(app) == ["O2.1", "O2.10", "O2.11", "O2.12"]
+        assert wip_rows(app) == ["O2.1", "O2.10", "O2.11", "O2.12"]
         await pilot.press("escape")
-        assert len(rows(app)) == 15
+        assert len(wip_rows(app)) == 15
 
         await pilot.press("s", "s", "s")  # lateness -> state -> released -> unit
         assert "sort: unit" in str(app.screen.query_one("#wip-info").render())
         await pilot.press("S")
-        assert rows(app)[0] == "O2.12"
+        assert wip_rows(app)[0] == "O2.12"
 
         await pilot.press("enter")
         assert isinstance(app.screen, UnitScreen)
@@ -83,19 +72,19 @@ async def test_unit_actions_from_wip_reach_the_controller(store) -> None:
         await plant.started("a1")
         await pilot.press("2")
         await app.refreshed()
-        app.screen.query_one("#wip", DataTable).move_cursor(row=rows(app).index("O1.2"))
+        app.screen.query_one("#wip", DataTable).move_cursor(row=wip_rows(app).index("O1.2"))
         await pilot.press("h", "enter")  # a reason is required to hold a unit
         assert requests(store) == []
         assert "required" in str(app.screen.query_one("#dialog-error").render())
         await pilot.press(*"wrong colour", "enter")
-        await answers(app, pilot, 1)
+        await answered(app, pilot, 1)
         assert requests(store)[-1]["action"] == "unit.hold"
         assert app.answers[-1].state == "done"
         await app.refreshed()
         assert app.snapshot.wip["O1.2"]["state"] == "held"
 
         await pilot.press("x", *"customer cancelled", "enter")
-        await answers(app, pilot, 2)
+        await answered(app, pilot, 2)
         row = requests(store)[-1]
         assert (row["action"], row["target"], row["reason"], row["actor"]) == (
             "unit.scrap",
@@ -104,7 +93,7 @@ async def test_unit_actions_from_wip_reach_the_controller(store) -> None:
             "alice",
         )
         await app.refreshed()
-        assert "O1.2" not in app.snapshot.wip and "O1.2" not in rows(app)
+        assert "O1.2" not in app.snapshot.wip and "O1.2" not in wip_rows(app)
 
 
 async def test_alarms_are_acknowledged_one_or_all(store) -> None:
@@ -124,13 +113,13 @@ async def test_alarms_are_acknowledged_one_or_all(store) -> None:
         assert table.row_count == 3
         assert "Alarms(3)" in str(app.screen.query_one("#status").render())
         await pilot.press("a")  # the newest first: no confirmation needed to acknowledge
-        await answers(app, pilot, 1)
+        await answered(app, pilot, 1)
         assert requests(store)[-1]["action"] == "alarm.ack"
         assert app.answers[-1].result == "acknowledged"
         await app.refreshed()
         assert sum(1 for a in app.snapshot.alarms if a["acked_at"] is None) == 2
         await pilot.press("A", "enter")
-        await answers(app, pilot, 3)
+        await answered(app, pilot, 3)
         await app.refreshed()
         assert all(a["acked_by"] == "alice" for a in store.alarms())
 
@@ -152,7 +141,7 @@ async def test_station_shows_the_work_instruction_and_confirms_the_bed(store) ->
         text = str(app.screen.query_one("#instruction").render())
         assert "TO DO: clear the bed, then press c" in text and "LAST: step 1 of 2" in text
         await pilot.press("c", "enter")
-        await answers(app, pilot, 1)
+        await answered(app, pilot, 1)
         row = requests(store)[-1]
         assert (row["action"], row["target"], row["actor"]) == ("cell.confirm", "a1", "alice")
         assert app.answers[-1].result == "confirmed (clear the bed); it takes the next job"
@@ -163,7 +152,7 @@ async def test_station_shows_the_work_instruction_and_confirms_the_bed(store) ->
         )
         await app.refreshed()
         await pilot.press("f", *"warped", "enter")  # failed: the step runs again, bed cleared
-        await answers(app, pilot, 3)
+        await answered(app, pilot, 3)
         actions = [r["action"] for r in requests(store)[-2:]]
         assert actions == ["unit.rework", "cell.confirm"]
         assert requests(store)[-2]["args"] == {"step": "cut"}
@@ -213,6 +202,6 @@ async def test_every_action_key_is_in_the_footer_and_the_palette(store) -> None:
                 if app.screen.__class__.__name__ == "ConfirmDialog":
                     break
         await pilot.press(*"from the palette", "enter")
-        await answers(app, pilot, 1)
+        await answered(app, pilot, 1)
         assert requests(store)[-1]["reason"] == "from the palette"
         assert requests(store)[-1]["action"] == "cell.hold"
