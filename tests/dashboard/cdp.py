@@ -16,12 +16,17 @@ from typing import Any
 
 import aiohttp
 
+#: As this machine's notes say: no sandbox (root), and nothing that reaches out (the
+#: network is closed: Chromium's own lookups and updates would be refused, many at once).
 FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 
 #: Records every binary frame the page's websockets receive (the terminal's bytes).
