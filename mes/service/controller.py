@@ -9,6 +9,9 @@ on return), and only then act: hand a job to a cell's supervisor, wake the dispa
 Dispatch happens when something changes (a step becomes ready, a cell becomes idle, a
 unit is released); the rule itself is pure (:mod:`routing.scheduling.dispatch`).
 
+Sharing: the controller drives the cells it holds a lease on and changes only the units
+in its custody (:mod:`mes.service.membership`); alone it holds them all.
+
 Recovery: on start, steps found ``dispatched`` or ``running`` are reconciled with their
 cell by job id when it connects. A job the cell finished is recorded (never re-run); one
 it still runs is followed; one it never received is handed over again under the same
@@ -24,6 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from drivers.base import Driver
 from mes.domain import (
@@ -48,16 +52,18 @@ from mes.domain import (
 )
 from mes.domain.quality import out_of_limits
 from mes.domain.step import ON_CELL
-from mes.errors import StoreError
+from mes.errors import Fenced, StoreError
 from mes.service.crashpoints import crash_point
-from mes.service.operator import carry_out, wait_for_operator
+from mes.service.membership import Membership, SharingOptions
+from mes.service.operator import wait_for_operator
 from mes.service.planning import Replanner
 from mes.service.programs import ProgramCache
 from mes.service.ready import ReadySteps
 from mes.service.recorder import Recorder
 from mes.service.recovery import reconcile
+from mes.service.sharing import claim_work, keep_membership, poll_work, take_cells
 from mes.service.supervisor import Action, Backoff, CellSupervisor
-from mes.service.watch import cancel_all, check_overdue, checkpoints, publish_progress
+from mes.service.watch import cancel_all, checkpoints, publish_progress
 from mes.store import Changes, Store
 from routing.scheduling.dispatch import IdleCell
 from routing.scheduling.model import next_state
@@ -126,12 +132,17 @@ class Controller:
         options: ControllerOptions | None = None,
         clock: Clock = utc_now,
         actor: str = "controller",
+        sharing: SharingOptions | None = None,
     ) -> None:
         self.store = store
         self.options = options or ControllerOptions()
         self.clock = clock
         self.actor = actor
         self.recorder = Recorder(store)
+        self.membership = Membership(
+            store, sharing or SharingOptions(name=actor), [c.name for c in cells]
+        )
+        self.recorder.stamp = self.membership.stamp
         self.setups = {c.name: c for c in cells}
         self.cells = {c.name: Cell(c.name, c.capabilities, c.driver_kind) for c in cells}
         self.supervisors = {
@@ -166,7 +177,14 @@ class Controller:
             if self.options.optimize_s > 0
             else None
         )
-        self._last_event = 0
+        #: Supervisor tasks of the cells this controller holds.
+        self.cell_tasks: dict[str, asyncio.Task[None]] = {}
+        #: Set to look for work at once (a NOTIFY from another controller, a release).
+        self.work_wake = asyncio.Event()
+        #: Unit -> when its first ready step became ready here (loop time), for hand-off.
+        self.waiting_since: dict[str, float] = {}
+        #: Why the controller stopped on its own (a lost lease, a failed store).
+        self.fatal: Exception | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._killed = asyncio.Event()
@@ -189,16 +207,19 @@ class Controller:
 
         Raises:
             StoreError: the store failed; the controller stopped rather than act unrecorded.
+            Fenced: another controller took one of its cells (it stalled past the lease).
         """
+        if self.store.is_sqlite:
+            self.store.take_over_checkpoints()  # before any thread connects
         self.recorder.start()
         tasks: list[asyncio.Task[None]] = []
+        unlisten: Callable[[], None] = lambda: None  # noqa: E731
         try:
+            loop = asyncio.get_running_loop()
+            unlisten = self.store.listen(partial(loop.call_soon_threadsafe, self.work_wake.set))
             await self._load()
-            tasks = [
-                asyncio.create_task(s.run(), name=f"cell:{s.name}")
-                for s in self.supervisors.values()
-            ]
-            tasks.append(asyncio.create_task(self._poll_releases(), name="poll"))
+            tasks.append(asyncio.create_task(keep_membership(self), name="membership"))
+            tasks.append(asyncio.create_task(poll_work(self), name="poll"))
             if self.store.is_sqlite:
                 tasks.append(asyncio.create_task(checkpoints(self.store), name="checkpoints"))
             tasks.append(asyncio.create_task(publish_progress(self), name="progress"))
@@ -208,20 +229,59 @@ class Controller:
             await self._dispatch_loop()
             await self._drain()
         finally:
-            await cancel_all(tasks)
+            unlisten()
+            await cancel_all(tasks + list(self.cell_tasks.values()))
             for supervisor in self.supervisors.values():
                 await supervisor.driver.aclose()
-            with contextlib.suppress(StoreError):
-                await self._all_offline("controller stopped")
+            if not isinstance(self.fatal, Fenced):
+                with contextlib.suppress(StoreError):
+                    await self._all_offline("controller stopped")
             await self.recorder.aclose()
+            with contextlib.suppress(StoreError):
+                await self.membership.leave()
+        if self.fatal is not None:
+            raise self.fatal
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
 
+    def fail(self, exc: Exception) -> None:
+        """Stop at once because of ``exc`` (raised from :meth:`run`)."""
+        log.error("controller %s stopping: %s", self.actor, exc)
+        self.fatal = self.fatal or exc
+        self._stopping.set()
+        self._killed.set()
+        self._wake.set()
+
+    def cell_idle(self, name: str) -> bool:
+        """No job on the cell, none being handed to it or reconciled."""
+        return (
+            not self.supervisors[name].busy
+            and self.cells[name].job_id is None
+            and name not in self._reconciling
+            and not any(s.cell == name and s.state in ON_CELL for s in self.steps.values())
+        )
+
+    def start_cell(self, name: str) -> None:
+        """Start supervising a cell this controller now holds."""
+        if name not in self.cell_tasks:
+            task = asyncio.create_task(self.supervisors[name].run(), name=f"cell:{name}")
+            self.cell_tasks[name] = task
+
+    async def stop_cell(self, name: str) -> None:
+        """Stop supervising a cell (handed to another controller)."""
+        task = self.cell_tasks.pop(name, None)
+        if task is not None:
+            await cancel_all([task])
+        await self.supervisors[name].driver.aclose()
+        self.supervisors[name].connected = self.supervisors[name].busy = False
+        self.ready.dispatcher.cell_down(name)
+
     async def _all_offline(self, reason: str) -> None:
         """Record that no cell is driven any more (a job on a cell is still recoverable)."""
         changes, now = Changes(), self.clock()
-        for cell in self.cells.values():
+        for name in self.membership.leases:
+            cell = self.cells[name]
             if cell.state is not CellState.OFFLINE:
                 changes.add(
                     Event.of(cell.handle(CellEvent.DISCONNECT, now), self.actor, reason=reason),
@@ -246,17 +306,18 @@ class Controller:
                 await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, 0.5))
 
     async def _load(self) -> None:
-        now = self.clock()
-        before = await asyncio.to_thread(self.store.register_cells, self.cells.values(), now)
-        for name, row in before.items():
-            if (cell := self.cells.get(name)) is not None:
-                cell.waiting_for = row.get("waiting_for") or ""
-                cell.hold = row.get("hold") or ""
-        self._last_event = await asyncio.to_thread(self.store.last_event_id)
-        units = await asyncio.to_thread(self.store.load_units)
-        ids = [s.program_id for u in units for s in u.steps]
-        self.programs.preload(await asyncio.to_thread(self.store.programs, ids))
-        await self._adopt(units)
+        await asyncio.to_thread(self.store.register_cells, self.cells.values(), self.clock())
+        await self.membership.join()
+        beat = await self.membership.beat()
+        await take_cells(self, beat.gained)
+        await claim_work(self)
+
+    async def take(self, units: list[Unit]) -> None:
+        """Adopt units just taken into custody (their programs read in bulk)."""
+        if units:
+            ids = [s.program_id for u in units for s in u.steps]
+            self.programs.preload(await asyncio.to_thread(self.store.programs, ids))
+            await self._adopt(units)
 
     async def _adopt(self, units: list[Unit]) -> None:
         """Take units into the live state (new releases, or unfinished ones at start)."""
@@ -279,22 +340,6 @@ class Controller:
         """Look for work to dispatch (something changed)."""
         self._wake.set()
 
-    async def _poll_releases(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.poll_s)
-            await check_overdue(self)
-            for request in await asyncio.to_thread(self.store.pending_requests):
-                await carry_out(self, request)
-            ids, self._last_event = await asyncio.to_thread(
-                self.store.released_since, self._last_event
-            )
-            ids = [i for i in ids if i not in self.units]
-            if ids:
-                units = await asyncio.to_thread(self.store.load_units, ids)
-                pids = [s.program_id for u in units for s in u.steps]
-                self.programs.preload(await asyncio.to_thread(self.store.programs, pids))
-                await self._adopt(units)
-
     # -- dispatch -----------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
@@ -315,6 +360,8 @@ class Controller:
             )
             for name, cell in self.cells.items()
             if cell.available
+            and name in self.membership.leases
+            and name not in self.membership.draining
             and not self.setups[name].read_only
             and name not in self._reconciling
             and self.supervisors[name].connected
@@ -369,6 +416,7 @@ class Controller:
                 changes.add(Event.of(unit.handle(UnitEvent.START, now), self.actor), unit)
             changes.add(step, cell)
             self.ready.discard(step)
+            self.waiting_since.pop(unit.id, None)
             self.ready.refresh(unit)  # its other ready steps wait until it leaves the cell
             actions.append((cell.name, self._job(step, cell.name, program, setup)))
         crash_point("dispatch.before-commit")
@@ -767,6 +815,7 @@ class Controller:
     def make_ready(self, step: Step) -> None:
         """Make ``step`` a dispatch candidate once its program is made, so a freed cell
         never waits for a toolpath: it takes other work meanwhile."""
+        self.waiting_since.setdefault(step.unit_id, asyncio.get_running_loop().time())
         made = self.programs.prefetch(step.program_id)
         if made.done() and made.exception() is None:
             self.ready.add(step)
@@ -796,4 +845,5 @@ class Controller:
             self._avoid.pop(step.id, None)
             self._rejections.pop(step.id, None)
         self.units.pop(unit.id, None)
+        self.waiting_since.pop(unit.id, None)
         self.programs.drop([step.program_id for step in unit.steps])

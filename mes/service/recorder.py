@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[list[Event]], None]
 #: What a batch of changes tells the outside (outbox messages), made before it commits.
 Messenger = Callable[[Changes], list[Message]]
+#: Names the batch's writer and the lease tokens it writes under (shared plants).
+Stamp = Callable[[Changes], None]
 
 
 class Recorder:
@@ -44,6 +46,7 @@ class Recorder:
         self._closing = False
         self.commits = 0
         self.messages: Messenger | None = None
+        self.stamp: Stamp | None = None
 
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback`` with the journal entries of every committed batch."""
@@ -99,6 +102,8 @@ class Recorder:
         batch = Changes()
         for changes, _ in taken:
             batch.merge(changes)
+        if self.stamp is not None:
+            self.stamp(batch)
         if self.messages is not None:
             batch.messages.extend(self.messages(batch))
         try:

@@ -95,8 +95,8 @@ async def publish_progress(controller: Controller) -> None:
 
 
 async def checkpoints(store: Store) -> None:
-    """Checkpoint the SQLite WAL every second, beside the commits, not inside one."""
-    await asyncio.to_thread(store.take_over_checkpoints)
+    """Checkpoint the SQLite WAL every second, beside the commits, not inside one (the
+    owner calls :meth:`Store.take_over_checkpoints` first, before any thread connects)."""
     while True:
         await asyncio.sleep(1.0)
         try:

@@ -420,7 +420,8 @@ class Store(WatcherReads, SharingStore):
             _apply(conn, changes)
 
     def register_cells(self, cells: Iterable[Cell], at: datetime) -> dict[str, dict[str, Any]]:
-        """Record the plant's cells (insert new, refresh capabilities of known ones).
+        """Record the plant's cells: insert new ones, refresh the capabilities and driver
+        of known ones (their state is written by the controller that holds each).
 
         Returns:
             The rows as they were before this call, by name (their last known state).
@@ -431,14 +432,12 @@ class Store(WatcherReads, SharingStore):
                 values = {
                     "capabilities": sorted(cell.capabilities),
                     "driver_kind": cell.driver_kind,
-                    "state": cell.state.value,
-                    "job_id": cell.job_id,
-                    "updated_at": at,
                 }
                 if cell.name in before:
                     conn.execute(update(CELLS).where(CELLS.c.name == cell.name).values(**values))
                 else:
-                    conn.execute(insert(CELLS), [{"name": cell.name, **values}])
+                    row = {"state": cell.state.value, "job_id": cell.job_id, "updated_at": at}
+                    conn.execute(insert(CELLS), [{"name": cell.name, **values, **row}])
         return before
 
     def reserve_job_ids(self, count: int) -> range:

@@ -19,6 +19,8 @@ Theory of operation:
   one short transaction with ``FOR UPDATE SKIP LOCKED`` (two claimers never wait for
   each other and never get the same unit), which also reads the units fresh: the
   custodian's copy in memory is the truth until it lets go.
+* **Wake-ups.** Letting units go and releasing orders ``NOTIFY mes_work`` (sent at
+  commit); :meth:`SharingStore.listen` wakes a controller on it, polling is the fallback.
 
 Times are the database's on PostgreSQL (one clock for every controller) and this
 process's on SQLite (one machine).
@@ -27,13 +29,14 @@ process's on SQLite (one machine).
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, exists, func, insert, select, text, update
 
 from mes.domain import StepState, Unit
 from mes.errors import Fenced
@@ -59,6 +62,8 @@ class Member:
 
 class SharingStore:
     """Members, leases and custody (see the module docstring)."""
+
+    engine: Engine  # provided by Store
 
     @property
     def is_sqlite(self) -> bool:  # provided by Store
@@ -238,7 +243,8 @@ class SharingStore:
         Args:
             capabilities: only units with a ready step needing one of these.
             ids: only these units.
-            on_cells: only units with a job on one of these cells (a cell taken over).
+            on_cells: only units with a job on one of these cells (a cell taken over);
+                without it, only units with no job on any cell.
             exclude: not these (already in hand).
             limit: at most this many, oldest release first.
         """
@@ -259,6 +265,8 @@ class SharingStore:
                 query = query.where(UNITS.c.id.in_(sorted(ids)))
             if on_cells is not None:
                 query = query.where(_on_a_cell(on_cells))
+            else:  # a unit with a job on a cell comes only with the cell
+                query = query.where(~_on_a_cell())
             if exclude:
                 query = query.where(UNITS.c.id.not_in(sorted(exclude)))
             query = query.order_by(UNITS.c.released_at, UNITS.c.id).limit(limit)
@@ -268,11 +276,43 @@ class SharingStore:
             conn.execute(update(UNITS).where(UNITS.c.id.in_(taken)).values(custodian=me))
             return _load(conn, taken)
 
-    def custodians(self, ids: Iterable[str]) -> dict[str, str]:
-        """Unit id -> its custodian ("" : none), for the units that exist."""
+    def custody(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Unit id -> (its custodian, "" : none; its state), for the units that exist."""
         with self._read() as conn:
-            query = select(UNITS.c.id, UNITS.c.custodian).where(UNITS.c.id.in_(sorted(ids)))
-            return {r.id: r.custodian for r in conn.execute(query)}
+            query = select(UNITS.c.id, UNITS.c.custodian, UNITS.c.state).where(
+                UNITS.c.id.in_(sorted(ids))
+            )
+            return {r.id: (r.custodian, r.state) for r in conn.execute(query)}
+
+    # -- wake-ups -------------------------------------------------------------------------
+
+    def listen(self, wake: Callable[[], object]) -> Callable[[], None]:
+        """Call ``wake`` (from a thread of its own) whenever a controller lets units go or
+        orders are released (PostgreSQL ``LISTEN``; reconnects on its own). Returns the
+        function that stops listening. On SQLite nothing ever calls ``wake``: the
+        controller polls."""
+        if self.is_sqlite:
+            return lambda: None
+        import psycopg
+
+        conninfo = self.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+                        conn.execute("LISTEN mes_work")
+                        while not stop.is_set():
+                            for _ in conn.notifies(timeout=0.5, stop_after=1):
+                                wake()
+                except psycopg.Error:
+                    stop.wait(1.0)  # the database is away: the controller polls meanwhile
+
+        threading.Thread(target=run, name="mes-listen", daemon=True).start()
+        return stop.set
 
     # -- time -----------------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ def test_leaving_frees_leases_and_units_not_on_a_cell(store: Store) -> None:
     store.claim_units("a", 60, HOST, capabilities={"print.fdm"})
     store.leave("a")
     assert {lease["owner"] for lease in store.leases().values()} == {""}
-    assert store.custodians(["SO-1.1"]) == {"SO-1.1": ""}
+    assert store.custody(["SO-1.1"]) == {"SO-1.1": ("", "released")}
 
 
 @pytest.mark.pg

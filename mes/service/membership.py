@@ -1,0 +1,163 @@
+"""This controller among others on one database: which cells it drives (leases) and
+which units it may change (custody). Decisions only; the controller acts on them.
+
+Theory of operation (the store's side is :mod:`mes.store.sharing`):
+
+* **Joining.** A run registers as a member with a fresh id (``<name>.<8 hex>``); the
+  journal names the controller by ``name``.
+* **Heartbeat.** Every ``heartbeat_s`` the member beats and renews its leases. A lease
+  it no longer holds means another controller took the cell after this one stalled for
+  longer than the lease (``ttl_beats`` heartbeats): the fencing token already refuses
+  this one's writes, and the controller stops rather than drive a cell that is not its
+  own. Then it takes free cells: all it wants when cells are named (``--cells``),
+  otherwise up to its fair share of the plant among the live members, and it gives back
+  idle cells above that share, so a controller that (re)joins gets work.
+* **Custody.** Alone, a controller takes every free unit. With others alive it takes
+  only units with a ready step its cells can do, ``claim_ahead`` per capable cell, and
+  lets go of a unit whose ready step waited ``handoff_s`` for its cells, or that needs
+  a capability it lacks: so work flows to whoever has a free cell for it.
+* **Fencing.** Every batch the recorder commits is stamped with this member as writer
+  and the tokens of the cells it touches (:meth:`Membership.stamp`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from mes.domain import Unit
+from mes.errors import Fenced
+from mes.store import Changes, Store
+
+
+@dataclass(frozen=True, slots=True)
+class SharingOptions:
+    """How a controller shares the plant with others (``mes run --name --cells``)."""
+
+    name: str = "controller"
+    #: The cells it may drive; None: any cell of the plant (up to a fair share).
+    cells: frozenset[str] | None = None
+    heartbeat_s: float = 2.0
+    #: A lease runs out after this many heartbeats without renewal.
+    ttl_beats: int = 3
+    #: Units held ready per capable cell while other controllers are alive.
+    claim_ahead: int = 2
+    #: While others are alive, a unit whose ready step waited this long is let go.
+    handoff_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What a heartbeat found."""
+
+    gained: dict[str, int]
+    """Cells newly leased, with their tokens."""
+    excess: int
+    """How many cells above its fair share this member holds (give back idle ones)."""
+
+
+class Membership:
+    """This controller's membership (see the module docstring)."""
+
+    def __init__(self, store: Store, options: SharingOptions, plant: Collection[str]) -> None:
+        self.store = store
+        self.options = options
+        self.plant = sorted(plant)
+        self.id = f"{options.name}.{uuid.uuid4().hex[:8]}"
+        self.host = socket.gethostname()
+        self.leases: dict[str, int] = {}
+        #: Live members besides this one, as of the last heartbeat.
+        self.others = 0
+        #: This member answers requests nobody else is bound to (alarms, unknown units).
+        self.leader = True
+        #: Cells above its fair share: no new job; handed over once idle.
+        self.draining: set[str] = set()
+
+    @property
+    def ttl_s(self) -> float:
+        return self.options.heartbeat_s * self.options.ttl_beats
+
+    @property
+    def wanted(self) -> list[str]:
+        if self.options.cells is None:
+            return self.plant
+        return [c for c in self.plant if c in self.options.cells]
+
+    async def join(self) -> None:
+        await asyncio.to_thread(
+            self.store.join,
+            self.id,
+            self.options.name,
+            self.host,
+            self.options.cells or (),
+            self.plant,
+        )
+
+    async def beat(self) -> Beat:
+        """Beat, renew, and take free cells.
+
+        Raises:
+            Fenced: a lease was lost to another controller.
+        """
+        lost = await asyncio.to_thread(self.store.heartbeat, self.id, self.leases, self.ttl_s)
+        if lost:
+            raise Fenced(
+                f"controller {self.options.name} lost the lease of {', '.join(sorted(lost))} "
+                "to another controller (it stalled longer than the lease); stopping"
+            )
+        members = await asyncio.to_thread(self.store.members, self.ttl_s, self.host)
+        alive = sorted(m.id for m in members if m.alive and m.id != self.id)
+        self.others = len(alive)
+        self.leader = not alive or self.id < alive[0]
+        share = len(self.wanted)
+        if self.options.cells is None:
+            share = math.ceil(len(self.plant) / (1 + self.others))
+        wanted = [c for c in self.wanted if c not in self.leases]
+        gained = await asyncio.to_thread(
+            self.store.acquire, self.id, wanted, self.ttl_s, self.host, share - len(self.leases)
+        )
+        self.leases.update(gained)
+        return Beat(gained, max(0, len(self.leases) - share))
+
+    async def give_up(self, cells: Collection[str]) -> None:
+        for cell in cells:
+            self.leases.pop(cell, None)
+            self.draining.discard(cell)
+        await asyncio.to_thread(self.store.give_up, self.id, cells)
+
+    async def leave(self) -> None:
+        self.leases.clear()
+        await asyncio.to_thread(self.store.leave, self.id)
+
+    async def claim(
+        self,
+        *,
+        capabilities: Collection[str] | None = None,
+        ids: Collection[str] | None = None,
+        on_cells: Collection[str] | None = None,
+        exclude: Collection[str] = (),
+        limit: int | None = None,
+    ) -> list[Unit]:
+        """Take custody of free units (see :meth:`Store.claim_units`)."""
+        return await asyncio.to_thread(
+            lambda: self.store.claim_units(
+                self.id,
+                self.ttl_s,
+                self.host,
+                capabilities=capabilities,
+                ids=ids,
+                on_cells=on_cells,
+                exclude=exclude,
+                limit=limit,
+            )
+        )
+
+    def stamp(self, changes: Changes) -> None:
+        """Name this member as the batch's writer, with the tokens of its cells touched."""
+        changes.writer = self.id
+        touched = set(changes.cells) | {s.cell for s in changes.steps.values() if s.cell}
+        changes.fences = {c: self.leases[c] for c in touched if c in self.leases}
