@@ -16,8 +16,9 @@ from drivers.opcua.driver import OpcuaCell, OpcuaSettings
 from drivers.serial.grbl import GrblCell
 from drivers.serial.marlin import MarlinCell
 from drivers.sim import SimCell
-from mes.errors import MesError
+from mes.errors import InputError, MesError, Problem
 from mes.service.controller import CellSetup, Controller, ControllerOptions
+from mes.service.membership import SharingOptions
 from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
@@ -302,6 +303,48 @@ def controller_options(plant: Plant) -> ControllerOptions:
     )
 
 
+def sharing_options(
+    plant: Plant, name: str, cells: list[str] | None = None, area: str | None = None
+) -> SharingOptions:
+    """How this controller shares the plant: the cells it may drive (``--cells``, or
+    those of ``--area``; else any) and the plant's heartbeat.
+
+    Raises:
+        InputError: a named cell or area the plant does not have.
+    """
+    section = plant.config.plant
+    names = {c.name for c in plant.cells}
+    wanted: set[str] | None = None
+    if cells:
+        unknown = sorted(set(cells) - names)
+        if unknown:
+            raise InputError(
+                [
+                    Problem(
+                        f"no cell {c!r} in the plant (cells: {', '.join(sorted(names))})",
+                        path="--cells",
+                    )
+                    for c in unknown
+                ]
+            )
+        wanted = set(cells)
+    if area is not None:
+        in_area = {c.name for c in plant.cells if c.area == area}
+        if not in_area:
+            areas = sorted({c.area for c in plant.cells if c.area}) or ["none declared"]
+            raise InputError(
+                [Problem(f"no cell in area {area!r} (areas: {', '.join(areas)})", path="--area")]
+            )
+        wanted = in_area if wanted is None else wanted | in_area
+    return SharingOptions(
+        name=name,
+        cells=None if wanted is None else frozenset(wanted),
+        heartbeat_s=section.heartbeat_s,
+        ttl_beats=section.lease_beats,
+        handoff_s=section.handoff_s,
+    )
+
+
 def build_controller(
     plant: Plant,
     store: Store,
@@ -311,8 +354,10 @@ def build_controller(
     options: ControllerOptions | None = None,
     actor: str = "controller",
     read_only: bool = False,
+    sharing: SharingOptions | None = None,
 ) -> Controller:
-    """A controller for ``plant`` on ``store``, with a driver for every cell."""
+    """A controller for ``plant`` on ``store``, with a driver for every cell (it drives
+    those it leases)."""
     links = Links()
     drivers = {
         c.name: build_driver(plant, c, speed=speed, seed=seed, links=links, read_only=read_only)

@@ -259,23 +259,49 @@ def run(
     read_only: Annotated[
         bool, typer.Option(help="Monitor only: hand no job to any cell, write no PLC.")
     ] = False,
+    name: Annotated[
+        str,
+        typer.Option(
+            help="This controller's name in the journal and among others sharing the plant."
+        ),
+    ] = "controller",
+    cells: Annotated[
+        str | None,
+        typer.Option(
+            help="Drive only these cells (comma-separated); default: a fair share of all."
+        ),
+    ] = None,
+    area: Annotated[
+        str | None, typer.Option(help="Drive only the cells of this area (plant file).")
+    ] = None,
 ) -> None:
-    """Run the production controller; resumes whatever is unfinished in the store."""
-    from mes.bootstrap import build_controller, serving_faces
+    """Run the production controller; resumes whatever is unfinished in the store.
+
+    Several controllers may share one plant on one PostgreSQL database: each drives the
+    cells it holds a lease on (--cells, --area, or a fair share) and takes over those of
+    a controller that stops or dies.
+    """
+    from mes.bootstrap import build_controller, serving_faces, sharing_options
     from mes.service.demo import Progress
 
     config = load_plant(plant)
+    wanted = [c.strip() for c in cells.split(",") if c.strip()] if cells else None
+    sharing = sharing_options(config, name, wanted, area)
     store = Store.open(db)
 
     async def main() -> None:
-        controller = build_controller(config, store, speed=speed, read_only=read_only)
+        controller = build_controller(
+            config, store, speed=speed, read_only=read_only, actor=name, sharing=sharing
+        )
         controller.recorder.subscribe(Progress("", None, sys.stdout))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, controller.stop)
         async with serving_faces(config, controller, store) as face:
+            scope = "a fair share of" if sharing.cells is None else f"{len(sharing.cells)} of"
             print(
-                f"controller running: {len(config.cells)} cells, store {store.url}"
+                f"controller running ({name}): {scope} {len(config.cells)} cells, "
+                f"store {store.url}"
                 + (f", plant on OPC UA at {face.endpoint}" if face else "")
                 + "; Ctrl-C stops (twice: at once)",
                 flush=True,

@@ -45,6 +45,13 @@ class PlantSection(_Model):
     """Plan again at most this often (when work arrives or a cell goes down)."""
     read_only: bool = False
     """Monitor the whole plant: no job is handed to any cell and no PLC is written."""
+    heartbeat_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    """Controllers sharing the plant beat and renew their cell leases this often."""
+    lease_beats: int = Field(default=3, ge=2, le=100)
+    """A controller silent for this many heartbeats loses its cells to the others."""
+    handoff_s: float = Field(default=5.0, gt=0.0)
+    """With other controllers alive, a unit whose next step waited this long for this
+    controller's cells goes back to all of them."""
 
 
 class SimDriverConfig(_Model):
