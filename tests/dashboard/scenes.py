@@ -16,7 +16,8 @@ Scenes, as an operator sees them at 14:00:
   running long on mill-2 (medium), an acknowledged low alarm.
 - ``held``: press-1 held for a die change, mill-1 waiting for its stock to be changed,
   mill-2 to be held after its job, two units held.
-- ``link_down``: test-1's link lost (the tile red, its values stale); the rest as normal.
+- ``link_down``: test-2's link lost mid-job (the tile red, its values stale); the rest
+  as normal.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Shift:
 
     # -- the script ---------------------------------------------------------------------
 
-    def at(self, when: datetime, action: Callable[[datetime], None]) -> None:
+    def schedule(self, when: datetime, action: Callable[[datetime], None]) -> None:
         heapq.heappush(self._queue, (when, next(self._order), action))
 
     def order(self, when: datetime, order_id: str, lengths: list[int], due: datetime) -> None:
@@ -108,12 +109,12 @@ class Shift:
             ids = [f"{order_id}.{n}" for n in range(1, 1 + len(units))]
             self.units.update((unit.id, unit) for unit in self.store.load_units(ids))
 
-        self.at(when, released)
+        self.schedule(when, released)
 
     def play(self, until: datetime = NOW) -> None:
         """Run every scripted and resulting change up to ``until``, then record the
         progress of the jobs still running."""
-        self.at(START, self._connect)
+        self.schedule(START, self._connect)
         while self._queue and self._queue[0][0] <= until:
             when, _, action = heapq.heappop(self._queue)
             action(when)
@@ -184,7 +185,7 @@ class Shift:
         seconds = step.expected_s * self.factors[cell.name].get(step.capability, 1.0)
         ends = now + timedelta(seconds=round(seconds))
         self.jobs[cell.name] = _Job(step, now, ends)
-        self.at(ends, lambda when: self._finish(cell.name, step, when))
+        self.schedule(ends, lambda when: self._finish(cell.name, step, when))
 
     def _finish(self, name: str, step: Step, now: datetime) -> None:
         job = self.jobs.get(name)
@@ -224,7 +225,7 @@ class Shift:
             cell.waiting_for = prompt
             self._event(changes, cell.handle(CellEvent.HOLD, now), cell, waiting_for=prompt)
             if self.attended:
-                self.at(now + self.confirm_after, lambda when: self._confirm(cell, when))
+                self.schedule(now + self.confirm_after, lambda when: self._confirm(cell, when))
         elif cell.hold:
             self._event(
                 changes, cell.handle(CellEvent.HOLD, now), cell, reason=f"held: {cell.hold}"
@@ -264,7 +265,7 @@ class Shift:
             self._ended(cell, changes, now)
             self._commit(changes)
 
-        self.at(when, faulted)
+        self.schedule(when, faulted)
 
     def hold_cell(self, when: datetime, name: str, reason: str) -> None:
         """An operator holds ``name``: now if idle, else when its job ends."""
@@ -277,7 +278,7 @@ class Shift:
             changes.add(cell)  # a running cell: held when its job ends
             self._commit(changes)
 
-        self.at(when, held)
+        self.schedule(when, held)
 
     def hold_unit(self, when: datetime, unit_id: str, reason: str) -> None:
         def held(now: datetime) -> None:
@@ -285,7 +286,7 @@ class Shift:
             changes.add(Event.of(unit.handle(UnitEvent.HOLD, now), "alice", reason=reason), unit)
             self._commit(changes)
 
-        self.at(when, held)
+        self.schedule(when, held)
 
     def lose_link(self, when: datetime, name: str, reason: str) -> None:
         def lost(now: datetime) -> None:
@@ -298,7 +299,7 @@ class Shift:
             )
             self._commit(changes)
 
-        self.at(when, lost)
+        self.schedule(when, lost)
 
     def alarm(self, when: datetime, severity: str, text: str, cell: str, acked: bool) -> None:
         def raised(now: datetime) -> None:
@@ -311,7 +312,7 @@ class Shift:
                 changes.acks[alarm_id] = ("bob", now + timedelta(minutes=1))
                 self._commit(changes)
 
-        self.at(when, raised)
+        self.schedule(when, raised)
 
     def stop_attending(self, when: datetime) -> None:
         """From ``when`` no operator confirms what a cell waits for."""
@@ -319,7 +320,7 @@ class Shift:
         def away(now: datetime) -> None:
             self.attended = False
 
-        self.at(when, away)
+        self.schedule(when, away)
 
 
 def shift(store: Store, plant: Plant, scene: str = "normal") -> Shift:
