@@ -388,6 +388,10 @@ class MarlinCell(Driver):
                 self._firmware_seen = self._link == "identifying"
             case codec.Capability(name=name, enabled=enabled):
                 self.capabilities[name] = enabled
+            case codec.Unknown(text=command) if self._flow.unknown(command):
+                log.info(
+                    "printer %s: ran a stray line %r (a line cut by a flush)", self.name, command
+                )
             case codec.Action(name="cancel"):
                 self._stop("cancelled", f"cancelled on the printer ({text.strip()})")
             case _:

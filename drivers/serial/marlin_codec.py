@@ -17,7 +17,8 @@ have met most firmware in the field read them (OctoPrint's serial layer, Printru
   ``Printer halted. kill() called!``, Repetier's ``fatal:``; it needs a reset), or any
   other firmware error;
 * ``start`` (the firmware booted), temperature reports, the M115 firmware line and its
-  ``Cap:`` lines, ``//action:`` host actions, ``echo:`` lines and anything else.
+  ``Cap:`` lines, ``//action:`` host actions, ``echo:Unknown command: "..."`` (an
+  ``ok`` follows it), ``echo:`` lines and anything else.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ _TEMP_LINE = re.compile(r"(?:^|\s)(?:T\d*|B):\s*-?\d")
 _RESEND = re.compile(r"(?:N:?\s*)?(\d+)")
 _FIRMWARE_KEY = re.compile(r"(?:^|\s)([A-Z][A-Z0-9_]*):")
 _OK_NUMBER = re.compile(r"^(?:N)?(\d+)")
+_UNKNOWN = re.compile(r'^echo:\s*unknown command:?\s*"?(.*?)"?\s*$', re.IGNORECASE)
 _COMM_ERRORS = ("line number", "linenumber", "checksum", "format error", "expected line")
 _COMM_ERRORS_WITHOUT_RESEND = ("no line number with checksum", "missing linenumber")
 _FATAL = (
@@ -255,6 +257,14 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
+class Unknown:
+    """``echo:Unknown command: "<text>"``: the printer ran a line it did not understand
+    (its ``ok`` follows). ``text`` as the printer quoted it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Echo:
     """``echo:`` lines and anything else: logged, not acted on."""
 
@@ -274,6 +284,7 @@ Reply = (
     | Firmware
     | Capability
     | Action
+    | Unknown
     | Echo
 )
 
@@ -360,6 +371,8 @@ def parse(raw: str) -> Reply:
             name, _, text = body[7:].strip().partition(" ")
             return Action(name, text.strip())
         return Echo(line)
+    if unknown := _UNKNOWN.match(line):
+        return Unknown(unknown[1])
     if _TEMP_LINE.search(line) and not line.startswith("X:"):
         return Temperatures(temperatures(line))
     return Echo(line)

@@ -29,7 +29,12 @@ Theory of operation:
   answered: a line sent behind a replayed line that a ghost's rejection erased would only
   become a ghost itself, and ghosts breeding ghosts is the resend storm hosts with a
   window meet. The first ``ok`` for a line sent after the ghosts proves every ghost has
-  been read or erased (the line is FIFO both ways). A request for the line not yet sent
+  been read or erased (the line is FIFO both ways). A flush may also cut a ghost in two:
+  its head goes with the buffer and its tail arrives as a line of its own, which Marlin
+  runs unnumbered, usually as ``echo:Unknown command: "<tail>"`` and an ``ok``
+  (:meth:`LineFlow.unknown`: that ``ok`` answers no transmission; a tail that happens to
+  start at the command letter would run as a command, which no host can tell or undo:
+  the reason a window above 1 is a risk). A request for the line not yet sent
   answers a line the printer already had (sent twice, or still on the wire when it
   restarted): nothing is replayed. The same line asked for more than ``max_resends``
   times in a row without progress past it is a loop: :class:`ResendLoop`
@@ -100,6 +105,7 @@ class LineFlow(Generic[T]):
         self._target: int | None = None
         self._asked: tuple[int, int] | None = None  # (line, times in a row)
         self._ghosts = 0  # transmissions behind a rejected one, in doubt
+        self._doubt: list[Sent] = []  # which they were
         self._ghosts_until = -1  # seq of the last of them
         self._swallow = 0  # oks that answer rejections, not lines
         self._seq = 0
@@ -196,6 +202,7 @@ class LineFlow(Generic[T]):
         ``N0 M110 N0``."""
         self._in_flight.clear()
         self._ghosts = self._swallow = 0
+        self._doubt = []
         self.next_number = 0
         self.resent = 0
         return self.renumber(tag)
@@ -212,7 +219,7 @@ class LineFlow(Generic[T]):
 
     def _answered(self, sent: Sent) -> None:
         if sent.seq > self._ghosts_until:
-            self._ghosts = 0  # a line sent after the ghosts is answered: the rest vanished
+            self._ghosts, self._doubt = 0, []  # a line after the ghosts is answered
         if sent.seq == self._probe:
             self._probe = None
 
@@ -232,6 +239,7 @@ class LineFlow(Generic[T]):
         """An ``ok`` known to answer line ``number`` (the handshake knows which line the
         printer is answering): whatever older answers were still owed are void."""
         self._ghosts = self._swallow = 0
+        self._doubt = []
         while self._in_flight and self._in_flight[0].number <= number:
             self._answered(self._in_flight.popleft())
         return self._confirm(number)
@@ -241,9 +249,44 @@ class LineFlow(Generic[T]):
 
         A silence as long as a timeout also means no ghost is still on its way."""
         self._ghosts = self._swallow = 0
+        self._doubt = []
         if not self._in_flight:
             return False
         self._answered(self._in_flight.popleft())
+        return True
+
+    def unknown(self, text: str) -> bool:
+        """The printer ran a line it did not know (``echo:Unknown command: "<text>"``);
+        whether it was a stray (True), whose ``ok``, right behind, answers nothing.
+
+        One of our commands in flight (however the firmware quotes it: whole, with its
+        checksum, or only its first word) is answered as usual, and with a window of 1
+        nothing else can come. With a larger window, anything else is the tail of a line
+        that a flush cut in two: the answer of one ghost or, if it is the tail of the
+        replayed line and of no ghost, the replayed line lost its head to a ghost's flush
+        (every ghost is read by then) and goes again.
+        """
+        tail = text.strip()
+        command = tail.rsplit("*", 1)[0].strip()  # Marlin may quote the checksum too
+        first = command.split(" ", 1)[0]
+        if self.window == 1 or any(
+            sent.command == command or sent.command.split(" ", 1)[0] == first
+            for sent in self._in_flight
+        ):
+            return False
+        self._swallow += 1
+        probe = next((sent for sent in self._in_flight if sent.seq == self._probe), None)
+        if (
+            probe is not None
+            and _cut(probe, tail)
+            and not any(_cut(ghost, tail) for ghost in self._doubt)
+        ):
+            self._in_flight.remove(probe)
+            self._probe = None
+            self._replay.appendleft(probe.number)
+            self._ghosts, self._doubt = 0, []
+        elif self._ghosts:
+            self._ghosts -= 1
         return True
 
     def resend(self, number: int) -> None:
@@ -294,9 +337,16 @@ class LineFlow(Generic[T]):
             )
         if index < len(flight):  # the rejected line leaves; those behind it are ghosts
             self._ghosts = len(flight) - index - 1
+            self._doubt = list(flight)[index + 1 :]
             self._ghosts_until = flight[-1].seq
             while len(flight) > index:
                 flight.pop()
         self._probe = None
         self._target = number
         self._replay = deque(range(number, self.next_number))
+
+
+def _cut(sent: Sent, tail: str) -> bool:
+    """``tail`` is what is left of ``sent``'s frame without its head."""
+    whole = frame(sent.number, sent.command).decode("ascii", "replace").strip()
+    return len(tail) < len(whole) and whole.endswith(tail)

@@ -1,5 +1,6 @@
-"""The Marlin driver: its pure codec, flow and job model, then the driver against the
-simulated printer over a real pty and over TCP (``socket://``).
+"""The Marlin driver: its pure codec and job model (the line flow has its own files,
+``test_marlin_flow*.py``), then the driver against the simulated printer over a real
+pty and over TCP (``socket://``).
 
 The contract behaviours of ``test_contract.py`` are repeated here with G-code jobs (the
 shared suite hands out recipes); the one a streamed print cannot keep (a job survives a
@@ -19,7 +20,6 @@ import pytest
 
 from drivers.serial import marlin_codec as codec
 from drivers.serial.marlin import MarlinCell, MarlinSettings
-from drivers.serial.marlin_flow import LineFlow, NoHistory, ResendLoop
 from drivers.serial.marlin_job import TRANSITIONS, JobRun, Phase
 from drivers.sim.marlin import SimMarlin, SimMarlinPort
 from mes.domain.job import (
@@ -114,7 +114,7 @@ def test_a_frame_carries_number_command_and_checksum() -> None:
         ("Cap:AUTOREPORT_TEMP:1", codec.Capability("AUTOREPORT_TEMP", True)),
         ("Cap:EEPROM:0", codec.Capability("EEPROM", False)),
         ("//action:cancel", codec.Action("cancel", "")),
-        ('echo:Unknown command: "M999x"', codec.Echo('echo:Unknown command: "M999x"')),
+        ('echo:Unknown command: "M999x"', codec.Unknown("M999x")),
         (
             "X:10.00 Y:20.50 Z:0.30 E:1.25 Count X:800",
             codec.Echo("X:10.00 Y:20.50 Z:0.30 E:1.25 Count X:800"),
@@ -144,109 +144,6 @@ def test_a_program_is_cleaned_and_checked_before_anything_is_sent() -> None:
         codec.program_lines("N5 G28*33\n")
     with pytest.raises(codec.ProgramError, match=r"line 1: 100 characters"):
         codec.program_lines("M117 " + "x" * 95)
-
-
-# -- the flow -------------------------------------------------------------------------------
-
-
-def sent(flow: LineFlow[Any], *commands: str) -> list[bytes]:
-    return [flow.send(c, c) for c in commands]
-
-
-def test_a_resend_replays_the_history_with_the_original_numbers() -> None:
-    flow: LineFlow[str] = LineFlow()
-    flow.restart("hello")
-    assert flow.ok() == ["hello"]
-    sent(flow, "G1 X1")
-    flow.resend(1)
-    assert flow.ok() == []  # the ok answering the rejected line confirms nothing
-    assert flow.replaying and flow.resend_next() == codec.frame(1, "G1 X1")
-    assert flow.ok() == ["G1 X1"]
-    assert flow.resent == 1
-
-
-def test_with_a_window_lines_behind_a_rejected_one_are_ghosts() -> None:
-    flow: LineFlow[str] = LineFlow(window=3)
-    flow.restart("hello")
-    flow.ok()
-    sent(flow, "A1", "A2", "A3")  # lines 1..3; 1 arrives garbled
-    flow.resend(1)
-    assert flow.ok() == []
-    assert flow.resend_next() == codec.frame(1, "A1")  # 2 and 3 left the window
-    flow.resend(1)  # line 2 arrived after the printer emptied its buffer: a ghost's request
-    assert flow.ok() == []  # ... and its ok
-    assert flow.resend_next() is None  # the replay goes a line at a time
-    assert flow.ok() == ["A1"]  # line 3's ghost vanished: the replay is answered
-    assert flow.resend_next() == codec.frame(2, "A2")
-    assert flow.ok() == ["A2"]
-    assert flow.resend_next() == codec.frame(3, "A3")
-    assert flow.ok() == ["A3"]
-    assert not flow.replaying
-
-
-def test_a_rejection_that_overtakes_the_oks_of_lines_taken_before_it_is_placed_right() -> None:
-    """Marlin checks a line on arrival but answers the lines ahead of it only once they
-    ran, so the request for line 2 comes before the ok of line 1 (the CI failure of a
-    window of three: the request was charged to line 1 and the oks shifted by one)."""
-    flow: LineFlow[str] = LineFlow(window=3)
-    flow.restart("hello")
-    flow.ok()
-    sent(flow, "A1", "A2", "A3")
-    flow.resend(2)  # 1 taken, 2 garbled, 3 erased with the buffer
-    assert flow.ok() == []  # the rejection's own ok
-    assert flow.resend_next() == codec.frame(2, "A2")
-    assert flow.ok() == ["A1"]  # line 1 ran
-    assert flow.resend_next() is None  # 2 not answered yet
-    assert flow.ok() == ["A2"]
-    assert flow.resend_next() == codec.frame(3, "A3")
-    assert flow.ok() == ["A3"]
-
-
-def test_the_same_line_asked_for_again_and_again_is_a_loop() -> None:
-    flow: LineFlow[str] = LineFlow(max_resends=3)
-    flow.restart("hello")
-    flow.ok()
-    sent(flow, "G1 X1")
-    for _ in range(3):
-        flow.resend(1)
-        flow.ok()
-        assert flow.resend_next() == codec.frame(1, "G1 X1")
-    with pytest.raises(ResendLoop, match=r"line 1 again and again \(4 times\)"):
-        flow.resend(1)
-
-
-def test_a_line_older_than_the_history_cannot_be_resent() -> None:
-    flow: LineFlow[str] = LineFlow(history=2)
-    flow.restart("hello")
-    flow.ok()
-    for command in ("A", "B", "C"):
-        sent(flow, command)
-        flow.ok()
-    with pytest.raises(NoHistory, match=r"line 1 but the history holds lines 2..3"):
-        flow.resend(1)
-
-
-def test_a_lost_ok_is_made_good_by_the_next_confirmation() -> None:
-    flow: LineFlow[str] = LineFlow()
-    flow.restart("hello")
-    flow.ok()
-    sent(flow, "G1 X1")
-    assert not flow.can_send
-    assert flow.release()  # a timeout: assume its ok was lost
-    sent(flow, "M105")
-    assert flow.ok() == ["G1 X1", "M105"]
-
-
-def test_after_a_renumber_requests_for_void_lines_resend_the_m110() -> None:
-    flow: LineFlow[str] = LineFlow()
-    flow.restart("hello")
-    flow.ok()
-    sent(flow, "G1 X1")
-    flow.ok()
-    assert flow.renumber("reset") == codec.frame(2, "M110 N2")
-    flow.resend(1)  # the M110 arrived garbled: the printer still wants line 1
-    flow.ok()
-    assert flow.resend_next() == codec.frame(2, "M110 N2")
 
 
 # -- the job model ---------------------------------------------------------------------------
@@ -482,7 +379,14 @@ async def test_corrupted_lines_are_resent_and_arrive_once_in_order(transport: st
         assert [c for _, c in taken] == [*program_of(j), "M400"]
 
 
-async def test_with_a_window_of_three_corruption_is_repaired_too() -> None:
+async def test_with_a_window_of_three_corruption_is_repaired_but_cut_lines_may_run() -> None:
+    """Behind a rejected line, Marlin's flush can cut a line in two: its tail arrives as
+    a line of its own and runs unnumbered, as an unknown command or, when the cut falls
+    right before the command letter, as the command itself (a stray move no host can see
+    or undo: why the window defaults to 1, docs/serial.md). What the driver guarantees:
+    every numbered line runs once and in order, the job completes, and no tail's answer
+    is taken for one of its lines (before that, the oks shifted and resend storms ended
+    in a resend loop)."""
     async with printer(window=3) as rig:
         j = job(202, moves(80))
         first = rig.driver._flow.next_number
@@ -490,7 +394,12 @@ async def test_with_a_window_of_three_corruption_is_repaired_too() -> None:
             rig.sim.corrupt(first + offset)
         await rig.driver.start_job(j)
         assert isinstance((await follow(rig.driver, 202))[-1], JobCompleted)
-        assert [c for _, c in printed(rig.sim, 202)] == [*program_of(j), "M400"]
+        taken = printed(rig.sim, 202)
+        numbered = [(n, c) for n, c in taken if n is not None]
+        # M105: the wake after a timeout, when a flush swallowed a replayed line whole
+        assert [c for _, c in numbered if c != "M105"] == [*program_of(j), "M400"]
+        frames = [codec.frame(n, c).decode().strip() for n, c in rig.sim.commands if n is not None]
+        assert all(any(f.endswith(c) for f in frames) for n, c in taken if n is None)
 
 
 async def test_a_resend_loop_faults_the_job_and_resets_the_link() -> None:

@@ -2,13 +2,18 @@
 interleaving hypothesis finds.
 
 The model is Marlin's ``queue.cpp`` reduced to what the flow depends on: lines reach a
-receive buffer in the order they were sent; the firmware checks a line when its command
-queue (BUFSIZE 4) has room, before it has run the commands ahead of it; a bad line is
-answered ``Resend: n`` and ``ok`` at once and the receive buffer is emptied
-(``gcode_line_error``); a good line is answered ``ok`` once it ran. Which of these happens
+receive buffer in the order they were sent, whole or in two parts; the firmware checks a
+line when its command queue (BUFSIZE 4) has room, before it has run the commands ahead
+of it; a bad line is answered ``Resend: n`` and ``ok`` at once and the receive buffer is
+emptied (``gcode_line_error``), so a line half arrived loses its head and its tail comes
+as a line of its own, which the firmware runs as an unknown command (``echo:Unknown
+command``, ``ok``); a good line is answered ``ok`` once it ran. Which of these happens
 next is hypothesis's choice, so a rejection may overtake the ``ok`` of an earlier line,
-lines may arrive before or after a buffer is emptied, and so on. When nothing can move,
-the host times out as the driver does: it gives up one ``ok`` and sends ``M105``.
+lines may arrive before or after a buffer is emptied or be cut by it, and so on. (A cut
+that leaves a tail starting at the command letter is left out: the firmware would run it
+as a command, which no host can tell; docs/serial.md's reason for a window of 1.) When
+nothing can move, the host times out as the driver does: it gives up one ``ok`` and sends
+``M105``.
 
 What must hold whatever the order: the firmware runs the program exactly (nothing lost,
 repeated or reordered), the host confirms each line once, in order and only after the
@@ -36,13 +41,25 @@ class Firmware:
     corrupt: dict[int, int]
     last_n: int = 0
     rx: deque[bytes] = field(default_factory=deque)
-    queue: deque[tuple[int, str]] = field(default_factory=deque)
+    partial: bytes | None = None  # the head of a line whose tail is still on the wire
+    queue: deque[tuple[int | None, str]] = field(default_factory=deque)
     out: deque[str] = field(default_factory=deque)
     ran: list[str] = field(default_factory=list)
     errors: int = 0
 
+    def receive(self, data: bytes, tail: bool) -> None:
+        if not tail:
+            self.rx.append(data)
+            return
+        line, self.partial = (self.partial or b"") + data, None
+        if line.strip():
+            self.rx.append(line)  # whole again, or a tail whose head was flushed
+
     def check(self) -> None:
         raw = self.rx.popleft().decode().strip()
+        if not raw.startswith("N"):
+            self.queue.append((None, raw))  # a tail: runs as an unknown command
+            return
         body, _, given = raw.rpartition("*")
         number_text, _, command = body[1:].partition(" ")
         number = int(number_text)
@@ -56,11 +73,15 @@ class Firmware:
         else:
             self.errors += 1
             self.rx.clear()
+            self.partial = None
             self.out.extend([f"Resend: {self.last_n + 1}", "ok"])
 
     def run(self) -> None:
-        _, command = self.queue.popleft()
-        self.ran.append(command)
+        number, command = self.queue.popleft()
+        if number is None:
+            self.out.append(f'echo:Unknown command: "{command}"')
+        else:
+            self.ran.append(command)
         self.out.append("ok")
 
 
@@ -71,7 +92,7 @@ def stream(
     rng = random.Random(seed)
     flow: LineFlow[str] = LineFlow(window=window, max_resends=10)
     printer = Firmware(dict(corrupt))
-    wire: deque[bytes] = deque([flow.restart("hello")])
+    wire: deque[tuple[bytes, bool]] = deque([(flow.restart("hello"), False)])
     printer.last_n = -1
     todo = deque(program)
     confirmed: list[str] = []
@@ -80,6 +101,8 @@ def stream(
         moves = []
         if wire:
             moves.append("deliver")
+            if not wire[0][1] and printer.partial is None:
+                moves.append("cut")
         if printer.rx and len(printer.queue) < BUFSIZE:
             moves.append("check")
         if printer.queue:
@@ -98,14 +121,22 @@ def stream(
             continue
         match rng.choice(moves):
             case "deliver":
-                printer.rx.append(wire.popleft())
+                printer.receive(*wire.popleft())
+            case "cut":
+                data, _ = wire[0]
+                at = rng.randrange(1, len(data))
+                if data[at:].lstrip()[:1] not in (b"G", b"M"):
+                    printer.partial = data[:at]
+                    wire[0] = (data[at:], True)
             case "check":
                 printer.check()
             case "run":
                 printer.run()
             case "read":
                 line = printer.out.popleft()
-                if line == "ok":
+                if line.startswith("echo:Unknown command"):
+                    assert flow.unknown(line.split('"')[1])
+                elif line == "ok":
                     news = [t for t in flow.ok() if t != "M105"]
                     ran = [c for c in printer.ran if c != "M105"]  # the hello is M110 N0
                     assert len(ran) >= len(confirmed) + len(news), (
@@ -120,7 +151,7 @@ def stream(
                     command = todo.popleft()
                     data = flow.send(command, command)
                 if data is not None:
-                    wire.append(data)
+                    wire.append((data, False))
     raise AssertionError("the stream never ended")
 
 
