@@ -1,11 +1,19 @@
 """A simulated serial line for a simulated serial device (the virtual Marlin printer, the
 virtual GRBL): served on a pseudo-terminal and on a TCP socket, at a line's speed.
 
-Theory of operation: the line is two one-way wires. Bytes a host writes reach the device
-in slices of at most :data:`SLICE` bytes, each no sooner than its bits take at
-``baudrate`` (8N1: ten bits a byte, 11520 bytes a second at 115200 baud), so a burst
-trickles into the device's receive buffer as it would from a UART; the device's output
-leaves at the same rate. Each wire is a FIFO worked off by one task, so order is kept.
+Theory of operation: the line is two one-way wires. Each wire is a UART's transmitter
+in virtual time: a byte handed to it starts when it arrives or when the byte before it
+is through, whichever is later, and is through :data:`BITS_PER_BYTE` bit times later (8N1:
+ten bits a byte, 11520 bytes a second at 115200 baud). A byte reaches the far end no
+sooner than that. One task per wire (so order is kept) sleeps until :data:`SLICE` more
+bytes, or the rest of a write, are through and then hands over every byte through by
+then: a burst trickles into the device's receive buffer as it would from a UART, cut
+wherever the wake-up falls (a line may arrive in two parts), and the device's output
+leaves at the same rate. The schedule is kept in virtual time, not in when the task
+happened to wake: the event loop wakes a sleeper up to a millisecond late (epoll's
+resolution), and a wire that restarted its clock at each late wake-up ran well below its
+baud rate (at 115200 baud, a quarter of the line was lost that way). What is left is a
+delivery up to about a millisecond late, as a USB-serial adapter's frames are.
 
 * **pty**: ``os.openpty()``; a host opens :attr:`SimSerialPort.path` (optionally through a
   fixed symlink) with pyserial as it would ``/dev/ttyACM0``. The slave side stays open
@@ -64,34 +72,40 @@ class Device(Protocol):
 
 #: A byte on an 8N1 line: start bit, 8 data bits, stop bit.
 BITS_PER_BYTE = 10
-#: Bytes handed over at a time (a UART delivers byte by byte; this is close enough).
+#: Bytes through between two wake-ups of a wire's task (a UART delivers byte by byte;
+#: waking for every byte would cost more than it shows).
 SLICE = 16
-_MIN_SLEEP_S = 0.0005
 
 
 class _Wire:
-    """One direction of the line: delivers bytes in order, each slice after its time."""
+    """One direction of the line: a transmitter in virtual time (module docstring)."""
 
     def __init__(self, deliver: Callable[[bytes], None], byte_s: float, name: str) -> None:
         self._deliver = deliver
         self._byte_s = byte_s
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=name)
+        self._queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name=name)
 
     def put(self, data: bytes) -> None:
-        self._queue.put_nowait(data)
+        self._queue.put_nowait((self._loop.time(), data))
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        free_at = loop.time()
+        loop, byte_s = self._loop, self._byte_s
+        free_at = 0.0  # when the last byte handed to the wire is through
         while True:
-            data = await self._queue.get()
-            for start in range(0, len(data), SLICE):
-                piece = data[start : start + SLICE]
-                free_at = max(free_at, loop.time()) + len(piece) * self._byte_s
-                if free_at - loop.time() > _MIN_SLEEP_S:
-                    await asyncio.sleep(free_at - loop.time())
-                self._deliver(piece)
+            arrived, data = await self._queue.get()
+            start = max(free_at, arrived)  # the first byte's start bit
+            done = 0
+            while done < len(data):
+                through = min(len(data), int((loop.time() - start) / byte_s + 1e-9))
+                if through > done:
+                    self._deliver(data[done:through])
+                    done = through
+                    continue
+                wake = min(len(data), done + SLICE)
+                await asyncio.sleep(start + wake * byte_s - loop.time())
+            free_at = start + len(data) * byte_s
 
     async def aclose(self) -> None:
         self._task.cancel()

@@ -31,6 +31,8 @@ class Block:
     feed: float
     """mm/min."""
     done: float = 0.0
+    queued_at: float = 0.0
+    """Loop time it entered the planner."""
 
     @classmethod
     def of(cls, move: Move, grbl: SimGrbl) -> Block:
@@ -114,6 +116,7 @@ class Stepper:
     async def plan(self, block: Block) -> None:
         """Queue a move; waits while the planner is full (the main loop blocks there)."""
         await self.grbl.wait_for(lambda: len(self.planner) < self.grbl.planner_blocks)
+        block.queued_at = asyncio.get_running_loop().time()
         self.planner.append(block)
         if self.grbl.state == "Idle":
             self.grbl.state = "Run"
@@ -141,16 +144,29 @@ class Stepper:
                     await self._wake.wait()
             if self._since is None:
                 continue  # flushed meanwhile
-            block.done += (loop.time() - self._since) * rate
+            now = loop.time()
+            block.done += (now - self._since) * rate
             self._since = None
             if block.done >= block.duration - 1e-9:
+                ended_at = now - (block.done - block.duration) / rate
                 self._finish(block)
+                self._carry(ended_at, now)
             if grbl.state == "Hold" and grbl.substate == 1:
                 if self.planner:
                     await self._decelerate(self.planner[0])
                 else:  # the hold came as the last block ended: stopped already
                     grbl.substate = 0
                     grbl.notify()
+
+    def _carry(self, ended_at: float, now: float) -> None:
+        """The next block began when the last one ended (or when it came, if later), not
+        when this task woke: a sleeper wakes up to a millisecond late, and restarting
+        the clock at each wake-up made short moves take twice their time."""
+        if not self.planner or self.grbl.state not in ("Run", "Jog"):
+            return
+        following = self.planner[0]
+        began = max(ended_at, following.queued_at)
+        following.done += max(now - began, 0.0) * self._rate(following)
 
     def _finish(self, block: Block) -> None:
         self._position = block.target

@@ -134,6 +134,9 @@ class SimMarlin:
         #: Every command taken, with its line number (None: sent without one); the
         #: oldest tenth is dropped when it passes ``command_log`` entries.
         self.commands: list[tuple[int | None, str]] = []
+        #: Commands taken but not known, so not run (``echo:Unknown command``): with a
+        #: window above 1, the tail of a line cut in two by a flush lands here.
+        self.unknown: list[str] = []
         #: Lines refused (checksum, line number) and resend requests made.
         self.line_errors = 0
         self.boots = 0
@@ -152,7 +155,7 @@ class SimMarlin:
         self.silent = False
         self._rx = bytearray()
         self._queue: deque[tuple[int | None, str]] = deque()
-        self._planner: deque[float] = deque()
+        self._planner: deque[tuple[float, float]] = deque()  # (device seconds, queued at)
         self._position = {"X": 0.0, "Y": 0.0, "Z": 0.0, "E": 0.0}
         self._absolute = self._e_absolute = True
         self._feed = 1500.0
@@ -347,6 +350,7 @@ class SimMarlin:
         if handler is None:
             if re.fullmatch(r"[GM]\d+(\.\d+)?|T\d+", code):
                 return "ok"  # a word we know but need not model
+            self.unknown.append(command)
             self._say(f'echo:Unknown command: "{command}"')
             return "ok"
         return await handler(self, params, text)
@@ -354,11 +358,22 @@ class SimMarlin:
     # -- motion -------------------------------------------------------------------------
 
     async def _stepper(self) -> None:
+        # Moves follow each other in device time, not in when this task happened to wake:
+        # a sleeper wakes up to a millisecond late, and restarting the clock at each
+        # wake-up made short moves take twice their time.
+        loop = asyncio.get_running_loop()
+        free_at = 0.0  # when the move before this one is done
         while True:
+            paused = False
             while not self._planner or self.silent or self.killed:
+                paused = paused or self.silent or self.killed
                 await self._changes()
-            await self._sleep(self._planner[0])
-            if self._planner:
+            move = self._planner[0]
+            duration, queued_at = move
+            start = max(free_at, queued_at, loop.time() if paused else 0.0)
+            free_at = start + duration / self.speed
+            await asyncio.sleep(free_at - loop.time())
+            if self._planner and self._planner[0] is move:  # not flushed by a halt meanwhile
                 self._planner.popleft()
             self._notify()
 
@@ -384,7 +399,9 @@ class SimMarlin:
         if distance > 0:
             while len(self._planner) >= self.planner_size:
                 await self._changes()
-            self._planner.append(distance / (self._feed / 60.0))
+            self._planner.append(
+                (distance / (self._feed / 60.0), asyncio.get_running_loop().time())
+            )
             self._notify()
         return "ok"
 
