@@ -22,6 +22,7 @@ import typer
 
 from mes.cli_bench import bench_app
 from mes.cli_db import db_app
+from mes.cli_mqtt import mqtt_app
 from mes.dashboard.command import dashboard as dashboard_command
 from mes.errors import InputError, MesError, NotFound
 from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
@@ -50,6 +51,7 @@ app.add_typer(alarm_app, name="alarm")
 app.add_typer(bench_app, name="bench")
 app.add_typer(certs_app, name="certs")
 app.add_typer(db_app, name="db")
+app.add_typer(mqtt_app, name="mqtt")
 
 DbOption = Annotated[
     str | None,
@@ -348,6 +350,7 @@ def order_release(
     db: DbOption = None,
 ) -> None:
     """Release the orders in FILE, all or nothing."""
+    from mes.bootstrap import release_messages
     from mes.service.order_files import read_order_file
     from mes.service.release import release
     from mes.settings.stations import stations
@@ -364,6 +367,7 @@ def order_release(
             source=str(file),
             actor="cli",
             stations=stations(config),
+            messages=release_messages(config),
         )
     finally:
         store.close()
