@@ -208,8 +208,8 @@ class Link:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = s.session_expiry_s
         try:
-            await asyncio.wait_for(
-                self._loop.run_in_executor(
+            async with asyncio.timeout(s.timeout_s):
+                await self._loop.run_in_executor(
                     None,
                     lambda: self._client.connect(
                         s.host,
@@ -218,15 +218,13 @@ class Link:
                         clean_start=s.clean_start if s.v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
                         properties=properties,
                     ),
-                ),
-                s.timeout_s,
-            )
-            await asyncio.wait_for(asyncio.shield(self._connected), s.timeout_s)
+                )
+                await asyncio.shield(self._connected)
         except (OSError, TimeoutError, ssl.SSLError, mqtt.WebsocketConnectionError) as exc:
             self._teardown()
             reason = str(exc) or type(exc).__name__
             raise BrokerUnavailable(f"cannot reach {s.host}:{s.port}: {reason}") from exc
-        except BrokerUnavailable:
+        except BaseException:  # refused, or cancelled: no socket left behind
             self._teardown()
             raise
         self._misc = self._loop.create_task(self._misc_loop(), name="mqtt-keepalive")
@@ -306,21 +304,23 @@ class Link:
     async def aclose(self, last: tuple[str, str] | None = None) -> None:
         """Publish ``last`` (topic, payload; retained) if still connected, then disconnect
         cleanly: the broker does not publish the will."""
-        if not self.closed.done():
-            if last is not None:
-                with contextlib.suppress(MesError, TimeoutError):
-                    sent = self.publish(last[0], last[1].encode(), retain=True)
-                    await asyncio.wait_for(asyncio.shield(sent), 2.0)
-            self._closing = True
-            self._client.disconnect()
-            with contextlib.suppress(TimeoutError, MesError):
-                await asyncio.wait_for(asyncio.shield(self.closed), 2.0)
-        self._teardown()
-        if self._misc is not None:
-            self._misc.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._misc
-            self._misc = None
+        try:
+            if not self.closed.done():
+                if last is not None:
+                    with contextlib.suppress(MesError, TimeoutError):
+                        sent = self.publish(last[0], last[1].encode(), retain=True)
+                        async with asyncio.timeout(2.0):
+                            await asyncio.shield(sent)
+                self._closing = True
+                self._client.disconnect()
+                with contextlib.suppress(TimeoutError, MesError):
+                    async with asyncio.timeout(2.0):
+                        await asyncio.shield(self.closed)
+        finally:
+            self._teardown()
+            if self._misc is not None:
+                self._misc.cancel()
+                self._misc = None
 
     # -- paho's callbacks (on the loop thread, except socket open during connect) -----
 

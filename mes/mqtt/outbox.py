@@ -5,9 +5,10 @@ store is being changed for shared plants, and uses only the store's engine and t
 ``outbox``, ``event`` and ``alarm`` tables. Every method is blocking: call it in a
 worker thread.
 
-Rows are read in id order. A payload's journal and alarm ids are looked up here, when a
-page of rows is read (:meth:`Outbox.read`): the messages were made before their
-transaction committed, when those ids did not exist yet (see :mod:`mes.mqtt.topics`).
+Rows are read in id order; ids only grow (see :func:`_forget`). A payload's journal and
+alarm ids are looked up here, when a page of rows is read (:meth:`Outbox.read`): the
+messages were made before their transaction committed, when those ids did not exist yet
+(see :mod:`mes.mqtt.topics`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from mes.errors import StoreError
@@ -116,7 +117,7 @@ class Outbox:
         """Forget rows the broker acknowledged."""
         if ids:
             with self._write() as conn:
-                conn.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(list(ids))))
+                _forget(conn, OUTBOX.c.id.in_(list(ids)))
 
     def failed(self, row_id: int, attempts: int, error: str, *, dead: bool) -> None:
         """Count a failed attempt of a row; ``dead`` sets it aside for good."""
@@ -161,8 +162,24 @@ class Outbox:
     def purge_dead(self) -> int:
         """Delete every dead row for good; returns how many."""
         with self._write() as conn:
-            result = conn.execute(delete(OUTBOX).where(OUTBOX.c.state == "dead"))
-        return int(result.rowcount or 0)
+            return _forget(conn, OUTBOX.c.state == "dead")
+
+
+def _forget(conn: Connection, which: ColumnElement[bool]) -> int:
+    """Delete the rows ``which`` selects, but keep the table's highest id as a ``sent``
+    tombstone: SQLite gives a new row the highest id plus one (the table is not
+    AUTOINCREMENT), so deleting the newest rows would hand their ids out again, below
+    what the publisher has read. Tombstones below the top go as soon as there is a newer
+    row. Returns how many rows were forgotten."""
+    top = conn.execute(select(func.max(OUTBOX.c.id))).scalar()
+    if top is None:
+        return 0
+    forgotten = conn.execute(delete(OUTBOX).where(which, OUTBOX.c.id < top)).rowcount or 0
+    kept = conn.execute(
+        update(OUTBOX).where(which, OUTBOX.c.id == top).values(state="sent", payload="")
+    ).rowcount
+    conn.execute(delete(OUTBOX).where(OUTBOX.c.state == "sent", OUTBOX.c.id < top))
+    return int(forgotten) + int(kept or 0)
 
 
 def _parse(payload: str) -> dict[str, Any] | None:

@@ -114,7 +114,8 @@ class Publisher:
             return False
         self.wake()
         try:
-            await asyncio.wait_for(self.idle.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self.idle.wait()
         except TimeoutError:
             return False
         return True
@@ -312,8 +313,11 @@ class Publisher:
         if wake_at is not None:
             timeout = min(timeout, max(0.0, wake_at - time.monotonic()))
         if timeout > 0 and not self._fresh:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the event is set, and the publisher would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _wake_on_done(self, future: asyncio.Future[None]) -> None:
         self._wake.set()
