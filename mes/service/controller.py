@@ -143,6 +143,7 @@ class Controller:
             store, sharing or SharingOptions(name=actor), [c.name for c in cells]
         )
         self.recorder.stamp = self.membership.stamp
+        self.recorder.on_failure = self.fail
         self.setups = {c.name: c for c in cells}
         self.cells = {c.name: Cell(c.name, c.capabilities, c.driver_kind) for c in cells}
         self.supervisors = {
@@ -307,8 +308,8 @@ class Controller:
 
     async def _load(self) -> None:
         await asyncio.to_thread(self.store.register_cells, self.cells.values(), self.clock())
-        await self.membership.join()
-        beat = await self.membership.beat()
+        await self.membership.join(self.fail)
+        beat = await self.membership.survey()
         await take_cells(self, beat.gained)
         await claim_work(self)
 

@@ -5,13 +5,17 @@ Theory of operation (the store's side is :mod:`mes.store.sharing`):
 
 * **Joining.** A run registers as a member with a fresh id (``<name>.<8 hex>``); the
   journal names the controller by ``name``.
-* **Heartbeat.** Every ``heartbeat_s`` the member beats and renews its leases. A lease
-  it no longer holds means another controller took the cell after this one stalled for
-  longer than the lease (``ttl_beats`` heartbeats): the fencing token already refuses
-  this one's writes, and the controller stops rather than drive a cell that is not its
-  own. Then it takes free cells: all it wants when cells are named (``--cells``),
-  otherwise up to its fair share of the plant among the live members, and it gives back
-  idle cells above that share, so a controller that (re)joins gets work.
+* **Heartbeat.** Every ``heartbeat_s`` a thread of its own beats for the member, which
+  keeps its leases: a busy event loop does not make a live controller look dead. It
+  beats only while the event loop still answers (within half the lease time), so a
+  controller whose loop is stuck lets its cells go. A lease the member no longer holds
+  means another controller took the cell after this one stalled for longer than
+  ``ttl_beats`` heartbeats: the fencing token already refuses this one's writes, and the
+  controller stops rather than drive a cell that is not its own.
+* **Survey.** As often, on the event loop, the member looks at who is alive and takes
+  free cells: all it wants when cells are named (``--cells``), otherwise up to its fair
+  share of the plant among the live members; it gives back idle cells above that share,
+  so a controller that (re)joins gets work.
 * **Custody.** Alone, a controller takes every free unit. With others alive it takes
   only units with a ready step its cells can do, ``claim_ahead`` per capable cell, and
   lets go of a unit whose ready step waited ``handoff_s`` for its cells, or that needs
@@ -23,15 +27,21 @@ Theory of operation (the store's side is :mod:`mes.store.sharing`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from mes.domain import Unit
-from mes.errors import Fenced
+from mes.errors import Fenced, StoreError
 from mes.store import Changes, Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +86,8 @@ class Membership:
         self.leader = True
         #: Cells above its fair share: no new job; handed over once idle.
         self.draining: set[str] = set()
+        self._tick = time.monotonic()  # the event loop's last sign of life
+        self._stop_beating = threading.Event()
 
     @property
     def ttl_s(self) -> float:
@@ -87,7 +99,9 @@ class Membership:
             return self.plant
         return [c for c in self.plant if c in self.options.cells]
 
-    async def join(self) -> None:
+    async def join(self, lost: Callable[[Exception], None]) -> None:
+        """Register, and start beating; ``lost`` is called on the event loop with the
+        reason when the member lost a lease or could not beat for the lease time."""
         await asyncio.to_thread(
             self.store.join,
             self.id,
@@ -96,19 +110,48 @@ class Membership:
             self.options.cells or (),
             self.plant,
         )
+        loop = asyncio.get_running_loop()
 
-    async def beat(self) -> Beat:
-        """Beat, renew, and take free cells.
+        def tick() -> None:
+            self._tick = time.monotonic()
+            if not self._stop_beating.is_set():
+                loop.call_later(self.options.heartbeat_s / 2, tick)
 
-        Raises:
-            Fenced: a lease was lost to another controller.
-        """
-        lost = await asyncio.to_thread(self.store.heartbeat, self.id, self.leases, self.ttl_s)
-        if lost:
-            raise Fenced(
-                f"controller {self.options.name} lost the lease of {', '.join(sorted(lost))} "
-                "to another controller (it stalled longer than the lease); stopping"
-            )
+        tick()
+        threading.Thread(
+            target=self._beat_forever,
+            args=(lambda exc: loop.call_soon_threadsafe(lost, exc),),
+            name=f"heartbeat:{self.id}",
+            daemon=True,
+        ).start()
+
+    def _beat_forever(self, lost: Callable[[Exception], object]) -> None:
+        last_ok = time.monotonic()
+        while not self._stop_beating.wait(self.options.heartbeat_s):
+            now = time.monotonic()
+            if now - self._tick > self.ttl_s / 2:
+                log.warning("controller %s: event loop stalled; not beating", self.options.name)
+                continue
+            try:
+                gone = self.store.heartbeat(self.id, self.leases.copy())
+            except StoreError as exc:
+                if now - last_ok > self.ttl_s:
+                    lost(exc)
+                    return
+                continue
+            last_ok = now
+            if gone:
+                lost(
+                    Fenced(
+                        f"controller {self.options.name} lost the lease of "
+                        f"{', '.join(sorted(gone))} to another controller (it stalled longer "
+                        "than the lease); stopping"
+                    )
+                )
+                return
+
+    async def survey(self) -> Beat:
+        """See who is alive and take free cells (all it wants, or a fair share)."""
         members = await asyncio.to_thread(self.store.members, self.ttl_s, self.host)
         alive = sorted(m.id for m in members if m.alive and m.id != self.id)
         self.others = len(alive)
@@ -130,8 +173,11 @@ class Membership:
         await asyncio.to_thread(self.store.give_up, self.id, cells)
 
     async def leave(self) -> None:
+        """Stop beating; free the leases and the units not on a cell."""
+        self._stop_beating.set()
         self.leases.clear()
-        await asyncio.to_thread(self.store.leave, self.id)
+        with contextlib.suppress(StoreError):
+            await asyncio.to_thread(self.store.leave, self.id)
 
     async def claim(
         self,

@@ -47,6 +47,8 @@ class Recorder:
         self.commits = 0
         self.messages: Messenger | None = None
         self.stamp: Stamp | None = None
+        #: Told once when a commit fails (the owner stops rather than act unrecorded).
+        self.on_failure: Callable[[StoreError], None] | None = None
 
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback`` with the journal entries of every committed batch."""
@@ -111,6 +113,8 @@ class Recorder:
         except StoreError as exc:
             self._failed = exc
             log.error("store failed, stopping: %s", exc)
+            if self.on_failure is not None:
+                self.on_failure(exc)
             for _, future in taken + self._pending:
                 if not future.done():
                     future.set_exception(exc)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mes.domain import CellEvent, CellState, Event, StepState, UnitState
 from mes.domain.step import ON_CELL
-from mes.errors import Fenced, StoreError
+from mes.errors import StoreError
 from mes.service.operator import carry_out
 from mes.service.watch import check_overdue
 from mes.store import Changes
@@ -30,16 +30,16 @@ FINISHED = (UnitState.DONE.value, UnitState.SCRAPPED.value)
 
 
 async def keep_membership(controller: Controller) -> None:
-    """Beat every heartbeat; take the cells the beat gained, give back excess idle ones.
-    A lost lease or a failed store stops the controller."""
+    """Survey every heartbeat: take the cells gained, give back excess idle ones. A failed
+    store stops the controller (a lost lease does too, found by the heartbeat)."""
     membership = controller.membership
     while True:
         await asyncio.sleep(membership.options.heartbeat_s)
         try:
-            beat = await membership.beat()
+            beat = await membership.survey()
             await take_cells(controller, beat.gained)
             await hand_over(controller, beat.excess)
-        except (Fenced, StoreError) as exc:
+        except StoreError as exc:
             controller.fail(exc)
             return
 

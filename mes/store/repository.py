@@ -428,13 +428,17 @@ class Store(WatcherReads, SharingStore):
         """
         with self._write() as conn:
             before = {r.name: dict(r._mapping) for r in conn.execute(select(CELLS))}
-            for cell in cells:
+            for cell in sorted(cells, key=lambda c: c.name):  # one lock order for all
                 values = {
                     "capabilities": sorted(cell.capabilities),
                     "driver_kind": cell.driver_kind,
                 }
                 if cell.name in before:
-                    conn.execute(update(CELLS).where(CELLS.c.name == cell.name).values(**values))
+                    known = before[cell.name]
+                    if any(known[k] != v for k, v in values.items()):
+                        conn.execute(
+                            update(CELLS).where(CELLS.c.name == cell.name).values(**values)
+                        )
                 else:
                     row = {"state": cell.state.value, "job_id": cell.job_id, "updated_at": at}
                     conn.execute(insert(CELLS), [{"name": cell.name, **values, **row}])

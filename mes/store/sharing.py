@@ -7,12 +7,16 @@ Theory of operation:
   per run) and beats its heart into it. A member is *gone* when it stopped, when its
   heartbeat is older than the lease time, or, on the same host, when its process no
   longer exists (a restart after ``kill -9`` need not wait for the lease to run out).
-* **Leases.** A cell is driven by the controller holding its ``lease`` row. Claiming a
-  lease that is free or held by a gone member takes a new *fencing token* from the
-  ``fence`` counter, so tokens only grow. Every batch a controller commits names the
-  tokens of the cells it touches (:attr:`Changes.fences`); the transaction refuses the
-  whole batch if one no longer matches (:class:`~mes.errors.Fenced`): a controller that
-  lost a cell cannot write as its owner any more, however late its write arrives.
+* **Leases.** A cell is driven by the controller holding its ``lease`` row, for as long
+  as that controller is alive (its heartbeat renews all its leases at once, and locks
+  none of them). Claiming a lease that is free or held by a gone member takes a new
+  *fencing token* from the ``fence`` counter, so tokens only grow. Every batch a
+  controller commits names the tokens of the cells it touches (:attr:`Changes.fences`);
+  the transaction refuses the whole batch if one no longer matches
+  (:class:`~mes.errors.Fenced`): a controller that lost a cell cannot write as its owner
+  any more, however late its write arrives. The
+  check holds its lease rows ``FOR SHARE`` until the batch commits, so a takeover
+  waits for it rather than slipping in between.
 * **Custody.** Only the unit's *custodian* may change a unit and its steps; a batch
   names its writer (:attr:`Changes.writer`) and is refused if it touches a unit in
   another's custody. Custody of free units (no custodian, or a gone one) is claimed in
@@ -118,9 +122,7 @@ class SharingStore:
         with self._write() as conn:
             now = self._now(conn)
             conn.execute(update(CONTROLLERS).where(CONTROLLERS.c.id == me).values(stopped_at=now))
-            conn.execute(
-                update(LEASES).where(LEASES.c.owner == me).values(owner="", expires_at=None)
-            )
+            conn.execute(update(LEASES).where(LEASES.c.owner == me).values(owner=""))
             conn.execute(
                 update(UNITS).where(UNITS.c.custodian == me, ~_on_a_cell()).values(custodian="")
             )
@@ -145,32 +147,27 @@ class SharingStore:
 
     # -- leases -------------------------------------------------------------------------
 
-    def heartbeat(self, me: str, leases: Mapping[str, int], ttl_s: float) -> set[str]:
-        """Beat ``me``'s heart and renew its leases.
+    def heartbeat(self, me: str, leases: Mapping[str, int]) -> set[str]:
+        """Beat ``me``'s heart (its leases live as long as it does).
 
         Returns:
             The cells whose lease ``me`` no longer holds (taken by another, token moved).
         """
-        lost = set()
         with self._write() as conn:
             now = self._now(conn)
             conn.execute(update(CONTROLLERS).where(CONTROLLERS.c.id == me).values(heartbeat_at=now))
-            until = now + timedelta(seconds=ttl_s)
-            for cell, token in leases.items():
-                renewed = conn.execute(
-                    update(LEASES)
-                    .where(LEASES.c.cell == cell, LEASES.c.owner == me, LEASES.c.token == token)
-                    .values(expires_at=until)
-                ).rowcount
-                if renewed != 1:
-                    lost.add(cell)
-        return lost
+            rows = conn.execute(
+                select(LEASES.c.cell, LEASES.c.owner, LEASES.c.token).where(
+                    LEASES.c.cell.in_(sorted(leases))
+                )
+            )
+            return {r.cell for r in rows if r.owner != me or r.token != leases[r.cell]}
 
     def acquire(
         self, me: str, cells: Collection[str], ttl_s: float, host: str, limit: int
     ) -> dict[str, int]:
-        """Take up to ``limit`` of ``cells`` whose lease is free, expired or held by a gone
-        member; each with a new fencing token.
+        """Take up to ``limit`` of ``cells`` whose lease is free or held by a gone member;
+        each with a new fencing token.
 
         Returns:
             Cell -> token, for the cells taken.
@@ -181,29 +178,19 @@ class SharingStore:
             now = self._now(conn)
             live = self._live(conn, me, ttl_s, host)
             query = (
-                select(LEASES.c.cell, LEASES.c.owner, LEASES.c.expires_at)
+                select(LEASES.c.cell, LEASES.c.owner)
                 .where(LEASES.c.cell.in_(sorted(cells)))
                 .order_by(LEASES.c.cell)
                 .with_for_update(skip_locked=True)
             )
-            free = [
-                r.cell
-                for r in conn.execute(query)
-                if r.owner != me
-                and (r.owner not in live or (r.expires_at is not None and r.expires_at < now))
-            ][:limit]
+            free = [r.cell for r in conn.execute(query) if r.owner not in live][:limit]
             taken = {}
             for cell in free:
                 token = _next_fence(conn)
                 conn.execute(
                     update(LEASES)
                     .where(LEASES.c.cell == cell)
-                    .values(
-                        owner=me,
-                        token=token,
-                        acquired_at=now,
-                        expires_at=now + timedelta(seconds=ttl_s),
-                    )
+                    .values(owner=me, token=token, acquired_at=now)
                 )
                 taken[cell] = token
         return taken
@@ -214,7 +201,7 @@ class SharingStore:
             conn.execute(
                 update(LEASES)
                 .where(LEASES.c.owner == me, LEASES.c.cell.in_(sorted(cells)))
-                .values(owner="", expires_at=None)
+                .values(owner="")
             )
 
     def leases(self) -> dict[str, dict[str, Any]]:

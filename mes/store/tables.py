@@ -214,8 +214,9 @@ class ControllerRow(SQLModel, table=True):
 
 
 class LeaseRow(SQLModel, table=True):
-    """Who drives a cell. ``token`` (the fencing token) grows with every claim, so a
-    controller that lost the lease cannot write as its owner any more."""
+    """Who drives a cell: held while its owner's heartbeat is fresh. ``token`` (the
+    fencing token) grows with every claim, so a controller that lost the lease cannot
+    write as its owner any more."""
 
     __tablename__ = "lease"
 
@@ -223,7 +224,6 @@ class LeaseRow(SQLModel, table=True):
     owner: str = ""
     token: int = 0
     acquired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class OutboxRow(SQLModel, table=True):

@@ -32,9 +32,15 @@ family = "{family}"
 class Running:
     """A ``mes run`` subprocess whose output lines are read as they come."""
 
-    def __init__(self, plant: Path, db: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        plant: Path,
+        db: str,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.proc = subprocess.Popen(
-            mes_command("run", "--plant", str(plant), "--db", db, "--headless"),
+            mes_command("run", "--plant", str(plant), "--db", db, "--headless", *args),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

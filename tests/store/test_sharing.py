@@ -40,11 +40,11 @@ def test_a_free_cell_is_taken_once_with_a_token_that_grows(store: Store) -> None
 
 def test_a_heartbeat_renews_and_names_what_was_lost(store: Store) -> None:
     mine = store.acquire("a", ["printer-1"], ttl_s=60, host=HOST, limit=1)
-    assert store.heartbeat("a", mine, ttl_s=60) == set()
+    assert store.heartbeat("a", mine) == set()
     store.give_up("a", ["printer-1"])
     taken = store.acquire("b", ["printer-1"], ttl_s=60, host=HOST, limit=1)
     assert taken["printer-1"] > mine["printer-1"]
-    assert store.heartbeat("a", mine, ttl_s=60) == {"printer-1"}
+    assert store.heartbeat("a", mine) == {"printer-1"}
 
 
 def test_the_cells_of_a_member_whose_heart_stopped_are_taken_over(store: Store) -> None:

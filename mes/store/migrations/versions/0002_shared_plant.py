@@ -41,7 +41,6 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(), nullable=False),
         sa.Column("token", sa.Integer(), nullable=False),
         sa.Column("acquired_at", sa.DateTime(), nullable=True),
-        sa.Column("expires_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("cell"),
     )
     op.create_table(
