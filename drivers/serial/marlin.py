@@ -118,6 +118,7 @@ class MarlinCell(Driver):
         self._hellos = 0
         self._hello_at = self._heard_at = self._ok_at = self._poll_at = 0.0
         self._timeouts = 0
+        self._wakes_given_up = 0  # M105 wakes released after a timeout: oks may come
 
     def _new_flow(self) -> LineFlow[Tag]:
         s = self.settings
@@ -241,6 +242,7 @@ class MarlinCell(Driver):
             self._hello_at = asyncio.get_running_loop().time()
             self._ok_owed = self._firmware_seen = False
             self._control.clear()
+            self._wakes_given_up = 0
             return flow.restart(("hello", 0))
         if self._link == "connecting" or self._halted or not flow.can_send:
             return None
@@ -325,7 +327,9 @@ class MarlinCell(Driver):
             )
             return
         log.warning("printer %s: communication timeout %d; sending M105", self.name, self._timeouts)
-        self._flow.release()
+        wake = bool(commands) and codec.word(commands[0]) == "M105"
+        self._flow.release(late=not wake)  # a line's ok may be late, not lost
+        self._wakes_given_up += wake
         if not any(tag[0] == "wake" for _, tag in self._control):
             self._control.appendleft(("M105", ("wake", 0)))
 
@@ -401,7 +405,11 @@ class MarlinCell(Driver):
         self._ok_at = now
         self._timeouts = 0
         self._read_temperatures(reply.temperatures)
-        for tag in self._flow.ok():
+        answers_m105 = bool(reply.temperatures)  # M105 answers ok T:..., a line a bare ok
+        if answers_m105 and self._wakes_given_up and "M105" not in self._flow.in_flight_commands():
+            self._wakes_given_up -= 1
+            return  # the late answer of a wake given up after a second timeout
+        for tag in self._flow.ok(lambda command: (codec.word(command) == "M105") == answers_m105):
             self._confirmed(tag, now)
 
     def _read_temperatures(self, readings: dict[str, codec.Reading]) -> None:

@@ -42,7 +42,15 @@ Theory of operation:
 * **Lost ok.** :meth:`LineFlow.release` forgets the oldest transmission and frees its
   credit (the driver calls it after a communication timeout and sends ``M105``); a
   silence that long also means no ghost is still on its way. If the line itself was lost,
-  that next numbered line draws a resend request and the history repairs the gap.
+  that next numbered line draws a resend request and the history repairs the gap. The
+  ``ok`` was perhaps only late (a printer stalled as long as the timeout): then it comes
+  before the wake's, and taken for the wake's it would shift every later answer by one,
+  one line more in flight than the window for the rest of the job. So a line released
+  after a timeout stays *late* until an answer to a line sent after it comes, and an
+  ``ok`` that cannot answer the oldest in flight (:meth:`LineFlow.ok` is told what it can
+  answer: the wake's ``ok T:...`` carries temperatures, a line's ``ok`` none) is its. With
+  a window above 1, lines of one kind are in flight beside the wake and a late ``ok``
+  cannot be told from theirs.
 * **Renumber.** :meth:`LineFlow.renumber` frames ``M110 N<n>``, which Marlin takes
   whatever line it expected; replay, history and unconfirmed lines are dropped. The hello
   (:meth:`LineFlow.restart`) is the same from line 0.
@@ -51,6 +59,7 @@ Theory of operation:
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -106,6 +115,7 @@ class LineFlow(Generic[T]):
         self._asked: tuple[int, int] | None = None  # (line, times in a row)
         self._ghosts = 0  # transmissions behind a rejected one, in doubt
         self._doubt: list[Sent] = []  # which they were
+        self._late: deque[Sent] = deque()  # released after a timeout: their ok may come
         self._ghosts_until = -1  # seq of the last of them
         self._swallow = 0  # oks that answer rejections, not lines
         self._seq = 0
@@ -203,6 +213,7 @@ class LineFlow(Generic[T]):
         self._in_flight.clear()
         self._ghosts = self._swallow = 0
         self._doubt = []
+        self._late.clear()
         self.next_number = 0
         self.resent = 0
         return self.renumber(tag)
@@ -223,12 +234,26 @@ class LineFlow(Generic[T]):
         if sent.seq == self._probe:
             self._probe = None
 
-    def ok(self) -> list[T]:
+    def ok(self, answers: Callable[[str], bool] | None = None) -> list[T]:
         """An ``ok``: it answers the oldest transmission, or the rejection just before it;
-        the tags now confirmed."""
+        the tags now confirmed.
+
+        Args:
+            answers: Which commands this ``ok`` can answer. If it cannot answer the
+                oldest in flight but can one released late after a timeout, it is that
+                one's late ``ok`` (the first such; those before it were lost).
+        """
         if self._swallow:
             self._swallow -= 1
             return []
+        if self._late and answers is not None:
+            if not (self._in_flight and answers(self._in_flight[0].command)):
+                for index, sent in enumerate(self._late):
+                    if answers(sent.command):
+                        for _ in range(index + 1):
+                            self._late.popleft()
+                        return self._confirm(sent.number)
+            self._late.clear()  # a line sent after them is answered: their oks were lost
         if not self._in_flight:
             return []  # late ok for a transmission released after a timeout
         sent = self._in_flight.popleft()
@@ -240,19 +265,27 @@ class LineFlow(Generic[T]):
         printer is answering): whatever older answers were still owed are void."""
         self._ghosts = self._swallow = 0
         self._doubt = []
+        self._late.clear()
         while self._in_flight and self._in_flight[0].number <= number:
             self._answered(self._in_flight.popleft())
         return self._confirm(number)
 
-    def release(self) -> bool:
-        """Give up on the oldest transmission's ``ok`` (a timeout); False if none waits.
+    def release(self, *, late: bool = False) -> bool:
+        """Give up on the oldest transmission's ``ok``; False if none waits.
 
-        A silence as long as a timeout also means no ghost is still on its way."""
+        Args:
+            late: Its ``ok`` may still come (a timeout, not a printer saying it idles);
+                kept for :meth:`ok` to match. A silence as long as a timeout also means
+                no ghost is still on its way.
+        """
         self._ghosts = self._swallow = 0
         self._doubt = []
         if not self._in_flight:
             return False
-        self._answered(self._in_flight.popleft())
+        sent = self._in_flight.popleft()
+        self._answered(sent)
+        if late:
+            self._late.append(sent)
         return True
 
     def unknown(self, text: str) -> bool:

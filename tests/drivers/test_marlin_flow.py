@@ -143,3 +143,40 @@ def test_after_a_renumber_requests_for_void_lines_resend_the_m110() -> None:
     flow.resend(1)  # the M110 arrived garbled: the printer still wants line 1
     flow.ok()
     assert flow.resend_next() == codec.frame(2, "M110 N2")
+
+
+def bare_ok(command: str) -> bool:
+    return codec.word(command) != "M105"
+
+
+def m105_ok(command: str) -> bool:
+    return codec.word(command) == "M105"
+
+
+def test_an_ok_late_rather_than_lost_answers_its_line_not_the_wake() -> None:
+    """A printer stalled as long as the timeout answers the line after the driver gave
+    up on it and sent ``M105``: that bare ok is the line's, the ``ok T:`` the wake's
+    (taken for the wake's, every later answer shifted by one, two lines in flight)."""
+    flow: LineFlow[str] = LineFlow()
+    flow.restart("hello")
+    flow.ok()
+    sent(flow, "G1 X1")
+    assert flow.release(late=True)
+    sent(flow, "M105")
+    assert flow.ok(bare_ok) == ["G1 X1"]  # late, not lost
+    assert not flow.can_send  # the wake still awaits its answer
+    assert flow.ok(m105_ok) == ["M105"]
+    sent(flow, "G1 X2")
+    assert flow.ok(bare_ok) == ["G1 X2"]
+
+
+def test_an_ok_lost_for_good_is_made_good_by_the_wake() -> None:
+    flow: LineFlow[str] = LineFlow()
+    flow.restart("hello")
+    flow.ok()
+    sent(flow, "G1 X1")
+    assert flow.release(late=True)
+    sent(flow, "M105")
+    assert flow.ok(m105_ok) == ["G1 X1", "M105"]  # the wake's answer: the line ran
+    sent(flow, "G1 X2")
+    assert flow.ok(bare_ok) == ["G1 X2"]  # the late line is forgotten

@@ -13,7 +13,9 @@ lines may arrive before or after a buffer is emptied or be cut by it, and so on.
 that leaves a tail starting at the command letter is left out: the firmware would run it
 as a command, which no host can tell; docs/serial.md's reason for a window of 1.) When
 nothing can move, the host times out as the driver does: it gives up one ``ok`` and sends
-``M105``.
+``M105``; with a window of 1 it may also time out while the firmware is only slow (a
+stall as long as the timeout), and then the ``ok`` it gave up on comes late, before the
+wake's ``ok T:...``.
 
 What must hold whatever the order: the firmware runs the program exactly (nothing lost,
 repeated or reordered), the host confirms each line once, in order and only after the
@@ -82,13 +84,14 @@ class Firmware:
             self.out.append(f'echo:Unknown command: "{command}"')
         else:
             self.ran.append(command)
-        self.out.append("ok")
+        self.out.append("ok T:21.0" if command == "M105" else "ok")
 
 
 def stream(
-    program: list[str], window: int, corrupt: dict[int, int], seed: int
+    program: list[str], window: int, corrupt: dict[int, int], seed: int, stalls: int = 0
 ) -> tuple[Firmware, list[str], int]:
-    """Stream ``program`` through the model; hypothesis's seed picks every next event."""
+    """Stream ``program`` through the model; hypothesis's seed picks every next event,
+    ``stalls`` times a timeout while the firmware is only slow."""
     rng = random.Random(seed)
     flow: LineFlow[str] = LineFlow(window=window, max_resends=10)
     printer = Firmware(dict(corrupt))
@@ -97,6 +100,17 @@ def stream(
     todo = deque(program)
     confirmed: list[str] = []
     timeouts = 0
+    wakes_given_up = 0
+
+    def time_out() -> None:  # as MarlinCell._timed_out
+        nonlocal wakes_given_up
+        commands = flow.in_flight_commands()
+        wake = bool(commands) and commands[0] == "M105"
+        flow.release(late=not wake)
+        wakes_given_up += wake
+        if flow.can_send and not flow.replaying:
+            todo.appendleft("M105")
+
     for _ in range(200_000):
         moves = []
         if wire:
@@ -111,13 +125,13 @@ def stream(
             moves.append("read")
         if flow.can_resend or (flow.can_send and not flow.replaying and todo):
             moves.append("send")
+        if stalls and window == 1 and flow.outstanding and moves:  # see LineFlow: Lost ok
+            moves.append("stall")
         if not moves:
             if len(confirmed) == len(program) + 1:
                 return printer, confirmed, timeouts
             timeouts += 1  # the driver's communication timeout: give up an ok, wake
-            flow.release()
-            if flow.can_send and not flow.replaying:
-                todo.appendleft("M105")
+            time_out()
             continue
         match rng.choice(moves):
             case "deliver":
@@ -128,6 +142,9 @@ def stream(
                 if data[at:].lstrip()[:1] not in (b"G", b"M"):
                     printer.partial = data[:at]
                     wire[0] = (data[at:], True)
+            case "stall":
+                stalls -= 1
+                time_out()
             case "check":
                 printer.check()
             case "run":
@@ -136,8 +153,13 @@ def stream(
                 line = printer.out.popleft()
                 if line.startswith("echo:Unknown command"):
                     assert flow.unknown(line.split('"')[1])
-                elif line == "ok":
-                    news = [t for t in flow.ok() if t != "M105"]
+                elif line.startswith("ok"):
+                    m105 = line != "ok"  # as MarlinCell._on_ok
+                    if m105 and wakes_given_up and "M105" not in flow.in_flight_commands():
+                        wakes_given_up -= 1
+                        continue
+                    answered = flow.ok(lambda command, m105=m105: (command == "M105") == m105)
+                    news = [t for t in answered if t != "M105"]
                     ran = [c for c in printer.ran if c != "M105"]  # the hello is M110 N0
                     assert len(ran) >= len(confirmed) + len(news), (
                         "a line was confirmed before the printer ran it"
@@ -160,12 +182,13 @@ def stream(
     window=st.integers(1, 4),
     corrupt=st.dictionaries(st.integers(1, 40), st.integers(1, 3), max_size=6),
     seed=st.integers(0, 2**32 - 1),
+    stalls=st.integers(0, 2),
 )
 def test_the_program_runs_exactly_once_in_order_whatever_the_interleaving(
-    window: int, corrupt: dict[int, int], seed: int
+    window: int, corrupt: dict[int, int], seed: int, stalls: int
 ) -> None:
     program = [f"G1 X{i}" for i in range(40)]
-    printer, confirmed, timeouts = stream(program, window, corrupt, seed)
+    printer, confirmed, timeouts = stream(program, window, corrupt, seed, stalls)
     assert [c for c in printer.ran if c not in ("M105", "M110 N0")] == program
     assert confirmed == ["hello", *program]
-    assert timeouts <= 2 * sum(corrupt.values()) + 2
+    assert timeouts <= 2 * (sum(corrupt.values()) + stalls) + 2

@@ -23,9 +23,10 @@ Theory of operation (Marlin 2.x behaviour; every duration is device time divided
   prints its text (``E1``: as ``echo:``, ``A1``: as ``//action:``); ``M118 E1 MES job <id>
   begin|end`` marks a job in the execution log (:attr:`executed`, :attr:`jobs`,
   ``on_job``). :attr:`commands` lists every command taken, with its line number.
-* **Scripted faults**: :meth:`corrupt` a received line, :meth:`drop_ok`, :meth:`halt`
-  (thermal runaway, MINTEMP...: kill, silent until reset), :meth:`reset` (``start``
-  again, job and state lost), :meth:`go_silent`/:meth:`wake_up`, :meth:`say` any line.
+* **Scripted faults**: :meth:`corrupt` a received line, :meth:`drop_ok`, :meth:`stall`
+  (frozen for a while at a line, in device time), :meth:`halt` (thermal runaway,
+  MINTEMP...: kill, silent until reset), :meth:`reset` (``start`` again, job and state
+  lost), :meth:`go_silent`/:meth:`wake_up`, :meth:`say` any line.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class Heater:
 class _Faults:
     corrupt: dict[int, int] = field(default_factory=dict)  # line number -> times left
     drop_ok: set[int] = field(default_factory=set)
+    stall: dict[int, float] = field(default_factory=dict)  # line number -> device seconds
 
 
 class SimMarlin:
@@ -139,6 +141,8 @@ class SimMarlin:
         self.unknown: list[str] = []
         #: Lines refused (checksum, line number) and resend requests made.
         self.line_errors = 0
+        #: Scripted stalls made: (line number, real seconds).
+        self.stalls: list[tuple[int, float]] = []
         self.boots = 0
         self.faults = _Faults()
         self._sinks: list[Callable[[bytes], None]] = []
@@ -153,6 +157,7 @@ class SimMarlin:
         self.last_n = 0
         self.killed = False
         self.silent = False
+        self._frozen = False
         self._rx = bytearray()
         self._queue: deque[tuple[int | None, str]] = deque()
         self._planner: deque[tuple[float, float]] = deque()  # (device seconds, queued at)
@@ -207,6 +212,13 @@ class SimMarlin:
         """Do not answer line ``number`` with an ``ok`` (once)."""
         self.faults.drop_ok.add(number)
 
+    def stall(self, number: int, device_s: float) -> None:
+        """Freeze for ``device_s`` (device time) when line ``number`` is taken, before
+        running it (once): nothing is said meanwhile, no ``ok``, ``busy`` or report, while
+        the serial buffer keeps filling, as a firmware stuck in a loop. :attr:`stalls`
+        records each, with its real duration."""
+        self.faults.stall[number] = device_s
+
     def halt(self, cause: str = "Thermal Runaway", heater: str = "0") -> None:
         """Kill the printer as Marlin's ``_temp_error`` does: cause, then ``kill()``."""
         self._say(f"Error:{cause}, system stopped! Heater_ID: {heater}")
@@ -233,7 +245,7 @@ class SimMarlin:
     # -- output ---------------------------------------------------------------------------
 
     def _say(self, line: str) -> None:
-        if self.silent:
+        if self.silent or self._frozen:
             return
         data = (line + "\n").encode()
         for sink in list(self._sinks):
@@ -308,6 +320,8 @@ class SimMarlin:
                 await self._changes()
                 continue
             number, command = self._queue.popleft()
+            if number is not None and number in self.faults.stall:
+                await self._freeze(number, self.faults.stall.pop(number))
             self.commands.append((number, command))
             if len(self.commands) > self.command_log:
                 del self.commands[: self.command_log // 10 + 1]
@@ -323,6 +337,16 @@ class SimMarlin:
             else:
                 self._say(answer)
             self._notify()
+
+    async def _freeze(self, number: int, device_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        self._frozen = True
+        try:
+            await self._sleep(device_s)
+        finally:
+            self._frozen = False
+        self.stalls.append((number, loop.time() - began))
 
     async def _busy(self, work: Coroutine[Any, Any, str], command: str) -> str:
         """Run a command; print ``busy`` every ``keepalive_s`` while it takes long."""
