@@ -88,6 +88,8 @@ class GrblCell(Driver):
         self._last: JobCompleted | JobFaulted | None = None
         self._seen: set[int] = set()
         self._started = 0.0
+        self._answers = 0  # job lines answered, ever
+        self._quiet: tuple[int, float] | None = None  # answers, time: idle, lines missing
         self._recovering: asyncio.Task[None] | None = None
         self._setup = Setup(name, settings)
 
@@ -238,6 +240,7 @@ class GrblCell(Driver):
             return
         if not run.live or run.phase is Phase.STOPPING:
             return  # a line already in GRBL's buffer when the job was stopped
+        self._answers += 1
         if error is not None:
             self._stop(
                 run,
@@ -267,6 +270,32 @@ class GrblCell(Driver):
             run.handle("running")
         if settled and run.all_answered and report.state == "Idle" and run.live:
             self._complete(run)
+        elif run.phase is Phase.EXECUTE and run.all_sent and report.state == "Idle":
+            now = asyncio.get_running_loop().time()
+            if self._quiet is None or self._quiet[0] != self._answers:
+                self._quiet = (self._answers, now)  # once more: nothing may be on its way
+            elif session is not None and now - self._quiet[1] >= run.dwell_s():
+                self._lost_oks(run, session)
+        else:
+            self._quiet = None
+
+    def _lost_oks(self, run: GrblRun, session: Session) -> None:
+        """Every line was sent, and over two status reports (and any dwell still
+        unanswered: GRBL dwells ``Idle``) GRBL stood idle and answered nothing more: the
+        lines it has not answered ran and their ``ok`` was lost (the second ``?`` went out
+        after the last line, so GRBL had read it)."""
+        missing = session.counter.in_flight
+        log.warning(
+            "GRBL %s: job %d: %d line(s) never answered though GRBL is idle with all of them "
+            "sent; their ok was lost, taking them as answered",
+            self.name,
+            run.job_id,
+            missing,
+        )
+        session.counter.clear()
+        run.assume_answered()
+        self._quiet = None
+        session.job_settling()
 
     def _apply_policy(self, session: Session) -> None:
         """GRBL is locked in ALARM with no job running: home or unlock it by the cell's

@@ -35,6 +35,7 @@ Progress is the share of the program's bytes GRBL has answered.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 from enum import StrEnum
@@ -154,6 +155,9 @@ STATES: dict[Phase, MachineState] = {
     Phase.STOPPING: MachineState.ABORTING,
     Phase.ENDED: MachineState.IDLE,
 }
+
+_DWELL = re.compile(r"G0*4(?![\d.])")
+_P_WORD = re.compile(r"P(\d+\.?\d*|\.\d+)")
 
 #: What a streamed line is: ("check" | "job", index into the run's lines).
 Tag = tuple[str, int]
@@ -281,6 +285,15 @@ class GrblRun:
         """Which line of the job's G-code line ``index`` is, for a person."""
         number = self.sources[index]
         return f"program line {number}" if number else f"the driver's line {self.lines[index]!r}"
+
+    def dwell_s(self) -> float:
+        """Seconds of ``G4 P`` dwell in the lines sent and not yet answered: GRBL reports
+        ``Idle`` while it dwells, so an idle report says nothing of them until then."""
+        total = 0.0
+        for text in self.lines[self._answered : self._cursor]:
+            if _DWELL.search(text) and (seconds := _P_WORD.search(text)):
+                total += float(seconds[1])
+        return total
 
     @property
     def all_sent(self) -> bool:

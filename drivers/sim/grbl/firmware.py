@@ -27,7 +27,10 @@ duration is device time divided by ``speed``):
   mode marks a job: :attr:`executed` lists job ids in the order they began, :attr:`jobs`
   how each ended (``done``, ``alarm``, ``lost`` to a reset); ``on_job(name, id)`` hears
   each begin (``mes sim`` writes its execution log from it).
-* **Scripted faults**: :meth:`fail_next` (``error:N`` on a coming line),
+* **Scripted faults**, each on the ``after``-th G-code line from now taken outside check
+  mode: :meth:`fail_next` (``error:N`` instead of running it), :meth:`corrupt` (it
+  arrives with a bit flipped), :meth:`drop_ok` (run, not answered), :meth:`stall` (the
+  main loop freezes before it, in device time: no answers, no status reports). And
   :meth:`inject_alarm` (e.g. a hard limit, ALARM:1), :meth:`reset` (the reset button, or
   a power cycle: the welcome line again), :meth:`go_silent` / :meth:`wake_up`.
 """
@@ -66,6 +69,16 @@ DEFAULT_SETTINGS: dict[int, str] = {
 CRITICAL = {1, 2}
 _MARKER = re.compile(r"MES job (\d+) (begin|end)")
 _BUILD_DATE = "20190825"
+
+
+@dataclass
+class _Scripted:
+    """A fault waiting for its line: ``after`` G-code lines still to let pass."""
+
+    after: int
+    kind: str
+    """``error``, ``corrupt``, ``drop_ok`` or ``stall``."""
+    value: float
 
 
 @dataclass
@@ -146,7 +159,10 @@ class SimGrbl:
         self._wco_sent: tuple[float, ...] | None = None
         self._silent = False
         self._eeprom_busy = False
-        self._fail: list[tuple[int, int]] = []  # (lines to let pass, error code)
+        self._script: list[_Scripted] = []
+        self._frozen = False
+        #: Scripted stalls made: (the line, real seconds).
+        self.stalls: list[tuple[str, float]] = []
         self.reset_after_answer = False
         self.boots = 0
 
@@ -354,7 +370,32 @@ class SimGrbl:
     def fail_next(self, code: int = 20, *, after: int = 0) -> None:
         """Answer ``error:<code>`` to a coming G-code line (the ``after``-th one from now,
         not counting lines taken in check mode) instead of executing it."""
-        self._fail.append((after, code))
+        self._script.append(_Scripted(after, "error", code))
+
+    def corrupt(self, *, after: int = 0, bit: int = 0x04) -> None:
+        """A coming G-code line arrives with ``bit`` flipped in its first letter (noise on
+        the line). GRBL has no checksum: a flipped digit would run as a wrong coordinate
+        unseen; a flipped letter (``G1`` read as ``C1``) is refused, as here."""
+        self._script.append(_Scripted(after, "corrupt", bit))
+
+    def drop_ok(self, *, after: int = 0) -> None:
+        """Run a coming G-code line but lose its ``ok``."""
+        self._script.append(_Scripted(after, "drop_ok", 0))
+
+    def stall(self, device_s: float, *, after: int = 0) -> None:
+        """Freeze the main loop for ``device_s`` of device time before a coming G-code
+        line: no answer and no status report meanwhile (a ``?`` is answered after), while
+        the receive buffer keeps filling and the planned moves go on. :attr:`stalls`
+        records each."""
+        self._script.append(_Scripted(after, "stall", device_s))
+
+    def _due(self) -> list[_Scripted]:
+        """The scripted faults for the G-code line being taken now."""
+        due = [fault for fault in self._script if fault.after == 0]
+        for fault in self._script:
+            fault.after -= 1
+        self._script = [fault for fault in self._script if fault.after >= 0]
+        return due
 
     def go_silent(self) -> None:
         """Stop answering anything (a hung controller, a pulled cable)."""
@@ -366,6 +407,8 @@ class SimGrbl:
     # -- status reports ------------------------------------------------------------------
 
     def _report(self) -> None:
+        if self._frozen:
+            return  # the main loop reports once it runs again
         self._report_due = False
         if self.critical or self._silent:
             return
@@ -454,16 +497,17 @@ class SimGrbl:
             return "ok"
         if line.startswith("$"):
             return await self._system(line)
+        due = {fault.kind: fault.value for fault in (() if self.check_mode else self._due())}
+        if "stall" in due:
+            await self._freeze(line, due["stall"])
+        if "corrupt" in due:
+            line = chr(ord(line[0]) ^ int(due["corrupt"])) + line[1:]
         (self.checked if self.check_mode else self.taken).append(line)
         self.notify()
         if self.state in ("Alarm", "Jog"):
             return "error:9"
-        if not self.check_mode and self._fail:
-            after, code = self._fail[0]
-            if after == 0:
-                self._fail.pop(0)
-                return f"error:{code}"
-            self._fail[0] = (after - 1, code)
+        if "error" in due:
+            return f"error:{int(due['error'])}"
         try:
             actions = self.interpreter.execute(line)
         except GcodeError as exc:
@@ -489,7 +533,20 @@ class SimGrbl:
                     if not self.check_mode:
                         await self.stepper.synchronize()
                     self._say("[MSG:Pgm End]")
-        return "ok"
+        return None if "drop_ok" in due else "ok"
+
+    async def _freeze(self, line: str, device_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        self._frozen = True
+        try:
+            await asyncio.sleep(device_s / self.speed)
+        finally:
+            self._frozen = False
+        self.stalls.append((line, loop.time() - began))
+        self.notify()
+        if self._report_due:
+            self._report()
 
     def _beyond_travel(self, target: tuple[float, float, float]) -> bool:
         if self.settings[20] != "1":
