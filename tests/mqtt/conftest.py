@@ -184,8 +184,10 @@ def write_plant(
     folder: Path, broker: Broker, *, speed: float = 3000, mqtt_extra: str = "", extra: str = ""
 ) -> Path:
     """A plant of three simulated cells (the demo's families) publishing to ``broker``."""
+    # A quick heartbeat: a restarted controller takes the cells of the one killed soon.
     text = (
         f'[plant]\nname = "MQTT test plant"\nproducts = "{REPO / "config" / "products"}"\n'
+        "heartbeat_s = 0.5\n"
         f'\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nenterprise = "acme"\n'
         f'site = "works"\nkeepalive_s = 5\n{mqtt_extra}\n[mqtt.reconnect]\nfixed_s = 0.2\n'
     )
