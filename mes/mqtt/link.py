@@ -289,7 +289,9 @@ class Link:
         future: asyncio.Future[list[ReasonCode]] = self._loop.create_future()
         self._subscribing[mid] = future
         either: list[asyncio.Future[Any]] = [future, self.closed]
-        done, _ = await asyncio.wait(either, timeout=self.settings.timeout_s)
+        done, _ = await asyncio.wait(
+            either, timeout=self.settings.timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
         if future not in done:
             raise BrokerUnavailable(f"no answer subscribing to {topic}")
         codes = future.result()
