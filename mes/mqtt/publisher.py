@@ -64,6 +64,9 @@ class PublisherSettings:
     order across controllers)."""
     page: int = 500
     role_check_s: float = 1.0
+    """How often the publisher checks it still holds the role."""
+    standby_s: float = 2.0
+    """How often a controller that does not publish tries to take the role over."""
 
 
 class RoleLost(MesError):
@@ -132,7 +135,7 @@ class Publisher:
                         if reported != "standby":
                             log.info("MQTT: another controller publishes; standing by")
                             reported = "standby"
-                        await asyncio.sleep(self.settings.backoff.cap_s / 6)
+                        await asyncio.sleep(self.settings.standby_s)
                         continue
                     await self._session()
                     failures, reported = 0, None

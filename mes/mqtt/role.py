@@ -15,7 +15,6 @@ Every method is blocking: call it in a worker thread.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -23,11 +22,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from mes.errors import StoreError
 from mes.store import Store
 
-
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for a role name."""
-    digest = hashlib.sha256(f"mes-batch-of-one:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+#: The lock's key: the role's name in this plant's schema (two plants in one database,
+#: each in its own schema, have a role each).
+_KEY = "hashtextextended('mes-batch-of-one:' || :name || ':' || current_schema(), 0)"
 
 
 class Role:
@@ -36,7 +33,6 @@ class Role:
     def __init__(self, store: Store, name: str) -> None:
         self.store = store
         self.name = name
-        self.key = lock_key(name)
         self._conn: Connection | None = None
 
     @property
@@ -54,7 +50,9 @@ class Role:
         try:
             conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             got = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
+                conn.execute(
+                    text(f"SELECT pg_try_advisory_lock({_KEY})"), {"name": self.name}
+                ).scalar()
             )
         except (OperationalError, DBAPIError) as exc:
             raise StoreError(f"database {self.store.url}: {exc.orig}") from exc
@@ -77,12 +75,18 @@ class Role:
             return False
         return True
 
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend holding the lock (None: not held, or SQLite)."""
+        if self._conn is None:
+            return None
+        return int(self._conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
     def give_up(self) -> None:
         """Release the role (closing its connection releases the lock too)."""
         if self._conn is None:
             return
         with contextlib.suppress(OperationalError, DBAPIError):
-            self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            self._conn.execute(text(f"SELECT pg_advisory_unlock({_KEY})"), {"name": self.name})
         self._drop()
 
     def _drop(self) -> None:
