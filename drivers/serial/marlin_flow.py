@@ -293,16 +293,16 @@ class LineFlow(Generic[T]):
         whether it was a stray (True), whose ``ok``, right behind, answers nothing.
 
         One of our commands in flight (however the firmware quotes it: whole, with its
-        checksum, or only its first word) is answered as usual, and with a window of 1
-        nothing else can come. With a larger window, anything else is the tail of a line
-        that a flush cut in two: the answer of one ghost or, if it is the tail of the
-        replayed line and of no ghost, the replayed line lost its head to a ghost's flush
-        (every ghost is read by then) and goes again.
+        checksum, or only its first word) is answered as usual. Anything else is the tail
+        of a line that a flush cut in two (a line behind a rejected one: with a window
+        above 1, or the ``M105`` a timeout sent): the answer of one ghost or, if it is the
+        tail of the replayed line and of no ghost, the replayed line lost its head to a
+        ghost's flush (every ghost is read by then) and goes again.
         """
         tail = text.strip()
         command = tail.rsplit("*", 1)[0].strip()  # Marlin may quote the checksum too
         first = command.split(" ", 1)[0]
-        if self.window == 1 or any(
+        if any(
             sent.command == command or sent.command.split(" ", 1)[0] == first
             for sent in self._in_flight
         ):
