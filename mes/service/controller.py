@@ -27,7 +27,6 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 
 from drivers.base import Driver
 from mes.domain import (
@@ -61,7 +60,13 @@ from mes.service.programs import ProgramCache
 from mes.service.ready import ReadySteps
 from mes.service.recorder import Recorder
 from mes.service.recovery import reconcile
-from mes.service.sharing import claim_work, keep_membership, poll_work, take_cells
+from mes.service.sharing import (
+    claim_work,
+    keep_membership,
+    poll_requests,
+    poll_work,
+    take_cells,
+)
 from mes.service.supervisor import Action, Backoff, CellSupervisor
 from mes.service.watch import cancel_all, checkpoints, publish_progress
 from mes.store import Changes, Store
@@ -78,6 +83,12 @@ _RUNS_A_JOB = (CellState.STARTING, CellState.EXECUTE, CellState.HELD)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _observed(future: asyncio.Future[None]) -> None:
+    """A commit nobody awaits: its failure stops the controller through the recorder."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +151,7 @@ class Controller:
         self.actor = actor
         self.recorder = Recorder(store)
         self.membership = Membership(
-            store, sharing or SharingOptions(name=actor), [c.name for c in cells]
+            store, sharing or SharingOptions(name=actor), {c.name: c.capabilities for c in cells}
         )
         self.recorder.stamp = self.membership.stamp
         self.recorder.on_failure = self.fail
@@ -180,8 +191,10 @@ class Controller:
         )
         #: Supervisor tasks of the cells this controller holds.
         self.cell_tasks: dict[str, asyncio.Task[None]] = {}
-        #: Set to look for work at once (a NOTIFY from another controller, a release).
+        #: Set to look for work at once (units let go, a release, cells running low).
         self.work_wake = asyncio.Event()
+        #: Set to look at operator requests at once (one was queued).
+        self.request_wake = asyncio.Event()
         #: Unit -> when its first ready step became ready here (loop time), for hand-off.
         self.waiting_since: dict[str, float] = {}
         #: Why the controller stopped on its own (a lost lease, a failed store).
@@ -217,10 +230,13 @@ class Controller:
         unlisten: Callable[[], None] = lambda: None  # noqa: E731
         try:
             loop = asyncio.get_running_loop()
-            unlisten = self.store.listen(partial(loop.call_soon_threadsafe, self.work_wake.set))
+            unlisten = self.store.listen(
+                lambda what: loop.call_soon_threadsafe(self._notified, what)
+            )
             await self._load()
             tasks.append(asyncio.create_task(keep_membership(self), name="membership"))
-            tasks.append(asyncio.create_task(poll_work(self), name="poll"))
+            tasks.append(asyncio.create_task(poll_work(self), name="work"))
+            tasks.append(asyncio.create_task(poll_requests(self), name="requests"))
             if self.store.is_sqlite:
                 tasks.append(asyncio.create_task(checkpoints(self.store), name="checkpoints"))
             tasks.append(asyncio.create_task(publish_progress(self), name="progress"))
@@ -245,6 +261,14 @@ class Controller:
         for task in tasks:
             if not task.cancelled() and (exc := task.exception()) is not None:
                 raise exc
+
+    def _notified(self, what: str) -> None:
+        """PostgreSQL said something happened (see :func:`mes.store.sharing.notify`)."""
+        if what == "request":
+            self.request_wake.set()
+        else:
+            self.membership.dry = False  # units were let go or released: worth a claim
+            self.work_wake.set()
 
     def fail(self, exc: Exception) -> None:
         """Stop at once because of ``exc`` (raised from :meth:`run`)."""
@@ -425,6 +449,8 @@ class Controller:
         crash_point("dispatch.after-commit")
         for name, job in actions:
             self.supervisors[name].inbox.put_nowait(Action("start", job))
+        if self.membership.running_low(len(self.ready)):
+            self.work_wake.set()  # claim more before the cells run dry
 
     def _job(self, step: Step, cell: str, program: Program, setup_s: float = 0.0) -> Job:
         assert step.job_id is not None
@@ -463,6 +489,10 @@ class Controller:
         await self.recorder.commit(changes)
 
     async def job_accepted(self, name: str, job: Job) -> None:
+        """Record that the cell took the job. Nothing waits on this being durable (the
+        supervisor only follows the job), so it commits with whatever comes next: often
+        the job's end, when jobs are short. A crash before it commits leaves the step
+        ``dispatched``, and recovery finds the cell running or done with it."""
         step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
         if step.job_id != job.job_id or step.state is not StepState.DISPATCHED:
             return
@@ -473,7 +503,7 @@ class Controller:
         changes.job(step)
         changes.add(Event.of(cell.handle(CellEvent.ACCEPT, now), self.actor, job_id=job.job_id))
         changes.add(step, cell)
-        await self.recorder.commit(changes)
+        self.recorder.submit(changes).add_done_callback(_observed)
 
     def job_progress(self, name: str, report: JobProgress) -> None:
         self.progress[name] = report.fraction

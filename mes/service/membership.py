@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from mes.domain import Unit
@@ -55,7 +57,7 @@ class SharingOptions:
     #: A lease runs out after this many heartbeats without renewal.
     ttl_beats: int = 3
     #: Units held ready per capable cell while other controllers are alive.
-    claim_ahead: int = 2
+    claim_ahead: int = 4
     #: While others are alive, a unit whose ready step waited this long is let go.
     handoff_s: float = 5.0
 
@@ -73,9 +75,12 @@ class Beat:
 class Membership:
     """This controller's membership (see the module docstring)."""
 
-    def __init__(self, store: Store, options: SharingOptions, plant: Collection[str]) -> None:
+    def __init__(
+        self, store: Store, options: SharingOptions, plant: Mapping[str, frozenset[str]]
+    ) -> None:
         self.store = store
         self.options = options
+        self.capabilities = dict(plant)
         self.plant = sorted(plant)
         self.id = f"{options.name}.{uuid.uuid4().hex[:8]}"
         self.host = socket.gethostname()
@@ -86,6 +91,8 @@ class Membership:
         self.leader = True
         #: Cells above its fair share: no new job; handed over once idle.
         self.draining: set[str] = set()
+        #: The last claim found fewer free units than it wanted.
+        self.dry = False
         self._tick = time.monotonic()  # the event loop's last sign of life
         self._stop_beating = threading.Event()
 
@@ -159,12 +166,35 @@ class Membership:
         share = len(self.wanted)
         if self.options.cells is None:
             share = math.ceil(len(self.plant) / (1 + self.others))
-        wanted = [c for c in self.wanted if c not in self.leases]
+        wanted = self._preferred([c for c in self.wanted if c not in self.leases])
         gained = await asyncio.to_thread(
             self.store.acquire, self.id, wanted, self.ttl_s, self.host, share - len(self.leases)
         )
         self.leases.update(gained)
         return Beat(gained, max(0, len(self.leases) - share))
+
+    def running_low(self, ready: int) -> bool:
+        """With others alive (claiming a few units at a time): fewer than one ready step
+        per leased cell is left, so claim more now rather than at the next poll; unless
+        the last claim found too few free units (then the next release or hand-off, or
+        the next poll, says when to look again)."""
+        return bool(self.others) and not self.dry and ready < len(self.leases)
+
+    def _preferred(self, cells: list[str]) -> list[str]:
+        """``cells`` in the order to take them: a cell of each kind in turn, the kinds this
+        member holds fewest of first, so that each controller can make whole units and
+        units need not travel between controllers for each step."""
+        held = Counter(self.capabilities[c] for c in self.leases)
+        kinds: dict[frozenset[str], list[str]] = {}
+        for cell in sorted(cells):
+            kinds.setdefault(self.capabilities[cell], []).append(cell)
+        order = sorted(kinds, key=lambda k: (held[k], sorted(k)))
+        return [
+            cell
+            for turn in itertools.zip_longest(*(kinds[k] for k in order))
+            for cell in turn
+            if cell is not None
+        ]
 
     async def give_up(self, cells: Collection[str]) -> None:
         for cell in cells:

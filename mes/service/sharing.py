@@ -10,7 +10,6 @@ PostgreSQL notifies).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -102,19 +101,36 @@ async def hand_over(controller: Controller, excess: int) -> None:
 
 
 async def poll_work(controller: Controller) -> None:
-    """Once per ``poll_s`` (or when woken): overdue jobs, operator requests, new work,
-    and, with other controllers alive, letting go of units that wait here."""
+    """Take new work once per ``poll_s``, and at once when woken (units let go, orders
+    released, this controller's cells running low); with other controllers alive, let
+    go of units that wait here."""
     while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(controller.work_wake.wait(), controller.options.poll_s)
-        controller.work_wake.clear()
+        if not await _woken(controller.work_wake, controller.options.poll_s):
+            controller.membership.dry = False  # a poll: look again whatever happened
+        await claim_work(controller)
+        if controller.membership.others:
+            await hand_off(controller)
+
+
+async def poll_requests(controller: Controller) -> None:
+    """Overdue jobs and operator requests, once per ``poll_s`` and when one is queued."""
+    while True:
+        await _woken(controller.request_wake, controller.options.poll_s)
         await check_overdue(controller)
         for request in await asyncio.to_thread(controller.store.pending_requests):
             if await routed_here(controller, request):
                 await carry_out(controller, request)
-        await claim_work(controller)
-        if controller.membership.others:
-            await hand_off(controller)
+
+
+async def _woken(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for ``event`` up to ``seconds``; whether it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    finally:
+        event.clear()
+    return True
 
 
 async def claim_work(controller: Controller) -> None:
@@ -136,6 +152,7 @@ async def claim_work(controller: Controller) -> None:
         if want <= 0:
             return
         units = await membership.claim(capabilities=capabilities, limit=want)
+        membership.dry = len(units) < want
     await controller.take(units)
 
 

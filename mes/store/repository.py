@@ -538,6 +538,7 @@ class Store(WatcherReads, SharingStore):
             "state": "pending",
         }
         with self._write() as conn:
+            notify(conn, "request")
             return int(conn.execute(insert(REQUESTS).returning(REQUESTS.c.id), [row]).scalar_one())
 
     def request(self, request_id: int) -> dict[str, Any] | None:

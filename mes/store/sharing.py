@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -164,10 +164,10 @@ class SharingStore:
             return {r.cell for r in rows if r.owner != me or r.token != leases[r.cell]}
 
     def acquire(
-        self, me: str, cells: Collection[str], ttl_s: float, host: str, limit: int
+        self, me: str, cells: Sequence[str], ttl_s: float, host: str, limit: int
     ) -> dict[str, int]:
-        """Take up to ``limit`` of ``cells`` whose lease is free or held by a gone member;
-        each with a new fencing token.
+        """Take up to ``limit`` of ``cells`` whose lease is free or held by a gone member,
+        in the order given; each with a new fencing token.
 
         Returns:
             Cell -> token, for the cells taken.
@@ -183,7 +183,8 @@ class SharingStore:
                 .order_by(LEASES.c.cell)
                 .with_for_update(skip_locked=True)
             )
-            free = [r.cell for r in conn.execute(query) if r.owner not in live][:limit]
+            takeable = {r.cell for r in conn.execute(query) if r.owner not in live}
+            free = [c for c in cells if c in takeable][:limit]
             taken = {}
             for cell in free:
                 token = _next_fence(conn)
@@ -273,10 +274,10 @@ class SharingStore:
 
     # -- wake-ups -------------------------------------------------------------------------
 
-    def listen(self, wake: Callable[[], object]) -> Callable[[], None]:
-        """Call ``wake`` (from a thread of its own) whenever a controller lets units go or
-        orders are released (PostgreSQL ``LISTEN``; reconnects on its own). Returns the
-        function that stops listening. On SQLite nothing ever calls ``wake``: the
+    def listen(self, wake: Callable[[str], object]) -> Callable[[], None]:
+        """Call ``wake`` with what happened, ``work`` or ``request`` (see :func:`notify`),
+        from a thread of its own (PostgreSQL ``LISTEN``; reconnects on its own). Returns
+        the function that stops listening. On SQLite nothing ever calls ``wake``: the
         controller polls."""
         if self.is_sqlite:
             return lambda: None
@@ -293,8 +294,8 @@ class SharingStore:
                     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
                         conn.execute("LISTEN mes_work")
                         while not stop.is_set():
-                            for _ in conn.notifies(timeout=0.5, stop_after=1):
-                                wake()
+                            for note in conn.notifies(timeout=0.5, stop_after=1):
+                                wake(note.payload)
                 except psycopg.Error:
                     stop.wait(1.0)  # the database is away: the controller polls meanwhile
 
@@ -376,10 +377,11 @@ def check_custody(conn: Connection, writer: str, unit_ids: Collection[str]) -> N
         )
 
 
-def notify(conn: Connection) -> None:
-    """Wake the other controllers (PostgreSQL ``NOTIFY``, sent at commit)."""
+def notify(conn: Connection, what: str = "work") -> None:
+    """Wake the controllers (PostgreSQL ``NOTIFY``, sent at commit): ``work`` when units
+    became free to take, ``request`` when an operator asked for something."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_notify('mes_work', '')"))
+        conn.execute(text("SELECT pg_notify('mes_work', :what)"), {"what": what})
 
 
 def _process_exists(pid: int) -> bool:
