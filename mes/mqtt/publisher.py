@@ -148,6 +148,9 @@ class Publisher:
                 except (RoleLost, StoreError) as exc:
                     log.warning("MQTT: stopped publishing: %s", exc)
                     await asyncio.to_thread(self.role.give_up)
+                except Exception:  # a bug: say so loudly, start over from the outbox
+                    log.exception("MQTT: the publisher failed; starting over")
+                    await asyncio.to_thread(self.role.give_up)
                 delays = self.settings.backoff.delays(rng)
                 await asyncio.sleep(delays[min(failures, len(delays) - 1)])
                 failures += 1
@@ -215,6 +218,7 @@ class Publisher:
                     rows = await asyncio.to_thread(self.outbox.read, live_after, None, s.page)
                     drain.offer(rows)
                     live_after = rows[-1].id if rows else live_after
+                    self._fresh = len(rows) == s.page  # a full page: more behind it
                 if not old_read and drain.queued_old < s.page // 2:
                     rows = await asyncio.to_thread(self.outbox.read, old_after, watermark, s.page)
                     drain.offer(rows)
