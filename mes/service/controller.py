@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from drivers.base import Driver
 from mes.domain import (
@@ -83,6 +84,12 @@ _RUNS_A_JOB = (CellState.STARTING, CellState.EXECUTE, CellState.HELD)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _tell(loop: asyncio.AbstractEventLoop, callback: Callable[[str], None], what: str) -> None:
+    """Call ``callback(what)`` on ``loop`` from another thread, unless it has closed."""
+    with contextlib.suppress(RuntimeError):  # closed: the controller has stopped
+        loop.call_soon_threadsafe(callback, what)
 
 
 def _observed(future: asyncio.Future[None]) -> None:
@@ -230,9 +237,7 @@ class Controller:
         unlisten: Callable[[], None] = lambda: None  # noqa: E731
         try:
             loop = asyncio.get_running_loop()
-            unlisten = self.store.listen(
-                lambda what: loop.call_soon_threadsafe(self._notified, what)
-            )
+            unlisten = self.store.listen(partial(_tell, loop, self._notified))
             await self._load()
             tasks.append(asyncio.create_task(keep_membership(self), name="membership"))
             tasks.append(asyncio.create_task(poll_work(self), name="work"))
@@ -247,14 +252,15 @@ class Controller:
             await self._drain()
         finally:
             unlisten()
-            await cancel_all(tasks + list(self.cell_tasks.values()))
-            for supervisor in self.supervisors.values():
-                await supervisor.driver.aclose()
-            if not isinstance(self.fatal, Fenced):
-                with contextlib.suppress(StoreError):
-                    await self._all_offline("controller stopped")
-            await self.recorder.aclose()
-            with contextlib.suppress(StoreError):
+            try:
+                await cancel_all(tasks + list(self.cell_tasks.values()))
+                for supervisor in self.supervisors.values():
+                    await supervisor.driver.aclose()
+                if not isinstance(self.fatal, Fenced):
+                    with contextlib.suppress(StoreError):
+                        await self._all_offline("controller stopped")
+                await self.recorder.aclose()
+            finally:
                 await self.membership.leave()
         if self.fatal is not None:
             raise self.fatal
@@ -406,10 +412,12 @@ class Controller:
         # Everything that awaits comes first, so the decisions below see one instant.
         prepared = []
         for ready, idle_cell in pairs:
+            if (offered := self.steps.get(ready.step_id)) is None:
+                continue  # its unit was let go meanwhile (another controller may take it)
             try:
-                program = await self.programs.get(self.steps[ready.step_id].program_id)
+                program = await self.programs.get(offered.program_id)
             except ValueError as exc:
-                await self._unmakeable(self.steps[ready.step_id], str(exc))
+                await self._unmakeable(offered, str(exc))
                 continue
             prepared.append((ready, idle_cell, program, await self._job_id()))
         changes = Changes()

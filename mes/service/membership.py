@@ -134,11 +134,15 @@ class Membership:
 
     def _beat_forever(self, lost: Callable[[Exception], object]) -> None:
         last_ok = time.monotonic()
+        stalled = False
         while not self._stop_beating.wait(self.options.heartbeat_s):
             now = time.monotonic()
             if now - self._tick > self.ttl_s / 2:
-                log.warning("controller %s: event loop stalled; not beating", self.options.name)
+                if not stalled:
+                    log.warning("controller %s: event loop stalled; not beating", self.options.name)
+                stalled = True
                 continue
+            stalled = False
             try:
                 gone = self.store.heartbeat(self.id, self.leases.copy())
             except StoreError as exc:

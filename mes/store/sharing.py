@@ -295,7 +295,8 @@ class SharingStore:
                         conn.execute("LISTEN mes_work")
                         while not stop.is_set():
                             for note in conn.notifies(timeout=0.5, stop_after=1):
-                                wake(note.payload)
+                                if not stop.is_set():
+                                    wake(note.payload)
                 except psycopg.Error:
                     stop.wait(1.0)  # the database is away: the controller polls meanwhile
 
