@@ -94,13 +94,19 @@ def waiting_intervals(
     by_step: dict[str, list[tuple[datetime, str]]] = {}
     for at, step, state in sorted(step_changes):
         by_step.setdefault(step, []).append((at, state))
-    raw: dict[str, list[tuple[datetime, datetime]]] = {}
+    # Steps that the same cells could run share their intervals: merge per set of cells
+    # first (thousands of ready steps, a handful of sets), then per cell.
+    by_cells: dict[frozenset[str], list[tuple[datetime, datetime]]] = {}
     for step, history in by_step.items():
-        cells = list(eligible.get(step, ()))
+        spans = by_cells.setdefault(frozenset(eligible.get(step, ())), [])
         for (at, state), nxt in zip(history, [*history[1:], (end, "")], strict=True):
             if state == "ready" and nxt[0] > at:
-                for cell in cells:
-                    raw.setdefault(cell, []).append((at, nxt[0]))
+                spans.append((at, nxt[0]))
+    raw: dict[str, list[tuple[datetime, datetime]]] = {}
+    for cells, spans in by_cells.items():
+        merged = _merged(spans)
+        for cell in cells:
+            raw.setdefault(cell, []).extend(merged)
     return {cell: _merged(spans) for cell, spans in raw.items()}
 
 
