@@ -127,7 +127,7 @@ def demo(
         if code:
             raise typer.Exit(code)
         return
-    from mes.bootstrap import build_controller, serving_faces
+    from mes.bootstrap import build_controller, release_messages, serving_faces
     from mes.service.demo import random_order, run_demo
     from mes.settings.stations import stations
 
@@ -141,7 +141,13 @@ def demo(
             )
             async with serving_faces(config, controller, store):
                 return await run_demo(
-                    config, store, controller, spec, stations(config), speed=speed
+                    config,
+                    store,
+                    controller,
+                    spec,
+                    stations(config),
+                    speed=speed,
+                    messages=release_messages(config),
                 )
 
     try:

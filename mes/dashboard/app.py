@@ -38,6 +38,7 @@ from mes.dashboard.screens.station import StationScreen
 from mes.dashboard.screens.unit import UnitScreen
 from mes.dashboard.screens.wip import WipScreen
 from mes.dashboard.widgets.status import SCREENS
+from mes.mqtt.serve import release_messages
 from mes.settings import Plant
 from mes.settings.stations import stations as plant_stations
 from mes.store import Store
@@ -131,6 +132,8 @@ class DashboardApp(App[None]):
         plant = options.plant
         self.families: dict[str, Family] = dict(plant.families) if plant else {}
         self.stations: list[Station] = plant_stations(plant) if plant else []
+        #: What a release tells MQTT when the plant publishes there (see docs/mqtt.md).
+        self.release_messages = release_messages(plant) if plant else None
         self.plant_name = plant.config.plant.name if plant else "plant"
         factors = {c.name: dict(c.duration_factors) for c in plant.cells} if plant else {}
         self.station_cell = options.station or ""

@@ -21,7 +21,7 @@ from mes.service.order_files import (
     check_priority,
     read_order_file,
 )
-from mes.service.release import Released, prepare, release
+from mes.service.release import Released, ReleaseMessages, prepare, release
 from mes.store import Store
 from routing.family import Family
 from routing.fit import Station
@@ -124,8 +124,9 @@ def release_form(
     families: Mapping[str, Family],
     stations: Sequence[Station],
     operator: str,
+    messages: ReleaseMessages | None = None,
 ) -> Released:
-    """Release one checked form's order (blocking).
+    """Release one checked form's order (blocking), telling MQTT through ``messages``.
 
     Raises:
         OrderError: refused whole (e.g. its order id was used for other content).
@@ -138,6 +139,7 @@ def release_form(
         source="dashboard",
         actor=operator,
         stations=stations,
+        messages=messages,
     )
 
 
@@ -147,8 +149,10 @@ def release_file(
     families: Mapping[str, Family],
     stations: Sequence[Station],
     operator: str,
+    messages: ReleaseMessages | None = None,
 ) -> Released:
-    """Read and release an order file, all or nothing (blocking).
+    """Read and release an order file, all or nothing (blocking), telling MQTT through
+    ``messages``.
 
     Raises:
         OrderError: every problem in the file; nothing was released.
@@ -162,4 +166,5 @@ def release_file(
         source=str(path),
         actor=operator,
         stations=stations,
+        messages=messages,
     )

@@ -29,7 +29,6 @@ from typing import Any
 from mes.domain import Event, Unit
 from mes.errors import OrderError, Problem, StoreError
 from mes.mqtt.link import BrokerUnavailable, Incoming, Link
-from mes.mqtt.role import Role
 from mes.mqtt.topics import Namespace, dumps, outcome_payload
 from mes.service.order_files import (
     FORMATS,
@@ -42,6 +41,7 @@ from mes.service.release import ReleaseMessages, release
 from mes.settings import Plant
 from mes.settings.stations import stations
 from mes.store import Changes, Message, Store
+from mes.store.role import Role
 
 log = logging.getLogger(__name__)
 

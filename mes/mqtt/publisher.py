@@ -33,10 +33,10 @@ from mes.errors import MesError, StoreError
 from mes.mqtt.drain import Drain, Row, Verdict
 from mes.mqtt.link import BrokerRefused, BrokerUnavailable, Link, LinkSettings, MessageRefused, Will
 from mes.mqtt.outbox import Outbox
-from mes.mqtt.role import Role
 from mes.mqtt.topics import Namespace, alarm_raised, dumps, status_payload, when
 from mes.service.supervisor import Backoff
 from mes.store import Changes, Message, Store
+from mes.store.role import Role
 
 log = logging.getLogger(__name__)
 

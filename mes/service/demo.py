@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from mes.domain import Event, UnitState
 from mes.service.controller import Controller
 from mes.service.order_files import OrderSpec, UnitSpec
-from mes.service.release import release
+from mes.service.release import ReleaseMessages, release
 from mes.settings import Plant
 from mes.store import Store
 from routing.fit import Station
@@ -117,9 +117,11 @@ async def run_demo(
     speed: float,
     out: TextIO = sys.stdout,
     quiet: bool = False,
+    messages: ReleaseMessages | None = None,
 ) -> dict[str, Any]:
     """Release ``spec``, run ``controller`` until each of its units is done or failed,
-    and summarise. The caller composes the controller (``mes.bootstrap``)."""
+    and summarise. The caller composes the controller (``mes.bootstrap``) and what a
+    release tells MQTT (``messages``)."""
     progress = Progress(spec.id or "", len(spec.units), out, quiet=quiet)
     controller.recorder.subscribe(progress)
     loop = asyncio.get_running_loop()
@@ -134,6 +136,7 @@ async def run_demo(
             source="demo",
             actor="demo",
             stations=stations,
+            messages=messages,
         )
         progress._line(
             f"released order {spec.id}: {result.units} custom units on "

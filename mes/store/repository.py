@@ -42,6 +42,7 @@ from mes.domain import (
 )
 from mes.errors import OrderError, Problem, StoreError
 from mes.store import schema
+from mes.store.outbox import OutboxStore
 from mes.store.rows import _apply, _insert_messages, _job_row, _row, _step, _unit
 from mes.store.sharing import SharingStore, notify
 from mes.store.tables import (
@@ -235,7 +236,7 @@ class PlantCounts:
     """Cell ("" for the plant) -> texts of its active alarms, newest first."""
 
 
-class Store(WatcherReads, SharingStore):
+class Store(WatcherReads, SharingStore, OutboxStore):
     """Durable record of orders, units, steps, jobs, cells and the journal."""
 
     def __init__(self, engine: Engine) -> None:

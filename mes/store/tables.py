@@ -230,7 +230,9 @@ class OutboxRow(SQLModel, table=True):
     """A message to publish (MQTT), written in the transaction of the change it tells."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state", "state", "id"),)
+    # AUTOINCREMENT on SQLite: ids never come back after the newest rows were deleted,
+    # so a publisher that read up to an id misses nothing committed later.
+    __table_args__ = (Index("ix_outbox_state", "state", "id"), {"sqlite_autoincrement": True})
 
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_type=UtcDateTime)

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import text
 
 from mes.mqtt.publisher import Publisher
-from mes.mqtt.role import Role
 from mes.mqtt.serve import publisher_settings
 from mes.settings import load_plant
 from mes.store import Changes, Message, Store
+from mes.store.role import Role
 from tests.mqtt.conftest import ROOT, Broker, Got, Subscriber, write_plant
 
 pytestmark = pytest.mark.pg

@@ -152,7 +152,13 @@ class ReleaseScreen(DashboardScreen):
         app = self.dashboard
         try:
             done = await asyncio.to_thread(
-                release_form, app.store, spec, app.families, app.stations, app.operator
+                release_form,
+                app.store,
+                spec,
+                app.families,
+                app.stations,
+                app.operator,
+                app.release_messages,
             )
         except MesError as exc:
             self._result(False, exc)
@@ -174,7 +180,13 @@ class ReleaseScreen(DashboardScreen):
         app = self.dashboard
         try:
             done = await asyncio.to_thread(
-                release_file, app.store, path, app.families, app.stations, app.operator
+                release_file,
+                app.store,
+                path,
+                app.families,
+                app.stations,
+                app.operator,
+                app.release_messages,
             )
         except MesError as exc:
             self._result(False, exc)

@@ -15,12 +15,15 @@ Every method is blocking: call it in a worker thread.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mes.errors import StoreError
-from mes.store import Store
+
+if TYPE_CHECKING:
+    from mes.store.repository import Store
 
 #: The lock's key: the role's name in this plant's schema (two plants in one database,
 #: each in its own schema, have a role each).
