@@ -474,7 +474,7 @@ def unit_show(
 
 @cell_app.command("list")
 def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Every cell the controller knows, with its last recorded state."""
+    """Every cell, with its last recorded state and the controller that drives it."""
     store = Store.open(db)
     try:
         cells = store.cells()
@@ -491,11 +491,12 @@ def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
             ", ".join(c["capabilities"]),
             str(c["job_id"] or ""),
             _when(c["updated_at"]),
+            c["controller"] or "-",
         ]
         for c in cells
     ]
     print(
-        _table(["cell", "state", "driver", "capabilities", "job", "since"], rows)
+        _table(["cell", "state", "driver", "capabilities", "job", "since", "controller"], rows)
         if rows
         else "no cells recorded yet: start the controller (mes run or mes demo)"
     )

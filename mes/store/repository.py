@@ -48,9 +48,11 @@ from mes.store.sharing import SharingStore, notify
 from mes.store.tables import (
     ALARMS,
     CELLS,
+    CONTROLLERS,
     COUNTER,
     EVENTS,
     JOBS,
+    LEASES,
     ORDERS,
     PROGRAMS,
     REQUESTS,
@@ -670,8 +672,26 @@ class Store(WatcherReads, SharingStore, OutboxStore):
         return out
 
     def cells(self) -> list[dict[str, Any]]:
+        """Every cell row, with the controller that holds its lease (``controller``: its
+        name, "" when none; ``heard_at``: that controller's last heartbeat)."""
+        query = (
+            select(
+                CELLS,
+                CONTROLLERS.c.name.label("controller"),
+                CONTROLLERS.c.heartbeat_at.label("heard_at"),
+            )
+            .select_from(
+                CELLS.outerjoin(LEASES, LEASES.c.cell == CELLS.c.name).outerjoin(
+                    CONTROLLERS,
+                    (CONTROLLERS.c.id == LEASES.c.owner) & CONTROLLERS.c.stopped_at.is_(None),
+                )
+            )
+            .order_by(CELLS.c.name)
+        )
         with self._read() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(CELLS).order_by(CELLS.c.name))]
+            return [
+                {**r._mapping, "controller": r.controller or ""} for r in conn.execute(query)
+            ]
 
     def plant_counts(self) -> PlantCounts:
         """Units by state, finished jobs by cell and state, open alarms by cell: the
