@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import ClassVar
 
-from mes.domain.job import CellStatus, Job, JobReport
+from mes.domain.job import CellStatus, Job, JobReport, Reading
 from mes.errors import NotSupported
 
 
@@ -76,6 +76,11 @@ class Driver(ABC):
             JobRejected: the cell does not know this job.
             DeviceUnavailable: the link was lost; the job's fate is unknown.
         """
+
+    def readings(self) -> Mapping[str, Reading]:
+        """The cell's latest sensor readings by name ("hotend", "bed"...), as last heard
+        from it; empty for a cell that reports none. Never raises, never waits."""
+        return {}
 
     async def link_lost(self) -> None:
         """Wait until the link is found lost while no job is being followed.

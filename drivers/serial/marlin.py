@@ -61,6 +61,7 @@ from mes.domain.job import (
     JobReport,
     MachineState,
     ProgramKind,
+    Reading,
 )
 from mes.errors import DeviceFault, DeviceUnavailable, InvalidTransition, JobRejected
 
@@ -68,11 +69,20 @@ __all__ = ["MarlinCell", "MarlinSettings"]
 
 log = logging.getLogger(__name__)
 
+#: Marlin's sensor letters, in words.
+_SENSORS = {"T": "hotend", "B": "bed", "C": "chamber", "P": "probe", "L": "cooler"}
 #: How long a kill's cause line waits for the ``kill() called`` line that follows it.
 FATAL_JOIN_S = 0.5
 #: Smallest progress step reported (a share of the program's bytes).
 PROGRESS_STEP = 0.01
 _HANDSHAKE = ("connecting", "identifying", "configuring")
+
+
+def _sensor(letter: str) -> str:
+    """``T`` hotend, ``T1`` hotend 1, ``B`` bed...: the name an operator reads."""
+    if letter[1:].isdigit():
+        return f"{_SENSORS.get(letter[0], letter[0])} {letter[1:]}"
+    return _SENSORS.get(letter, letter)
 
 
 class MarlinCell(Driver):
@@ -119,6 +129,12 @@ class MarlinCell(Driver):
         self._hello_at = self._heard_at = self._ok_at = self._poll_at = 0.0
         self._timeouts = 0
         self._wakes_given_up = 0  # M105 wakes released after a timeout: oks may come
+
+    def readings(self) -> dict[str, Reading]:
+        """The latest temperatures by sensor, in words (hotend, bed, chamber...)."""
+        return {
+            _sensor(sensor): Reading(r.actual, r.target) for sensor, r in self.temperatures.items()
+        }
 
     def _new_flow(self) -> LineFlow[Tag]:
         s = self.settings

@@ -151,3 +151,20 @@ def matches(row: Mapping[str, Any], needle: str) -> bool:
 
 def percent(value: float | None) -> str:
     return "" if value is None else f"{value:.0%}"
+
+
+def readings(values: Mapping[str, Any] | None) -> str:
+    """A cell's sensors in a line: ``hotend 209.8/210° bed 60/60°`` (value/set point;
+    ``hotend 24°`` when it has none)."""
+    if not values:
+        return ""
+    shown = []
+    for name, reading in values.items():
+        value, target = [*reading, None, None][:2]
+        if value is None:
+            continue
+        text = f"{name} {float(value):g}"
+        if target:
+            text += f"/{float(target):g}"
+        shown.append(text + "°")
+    return " ".join(shown)

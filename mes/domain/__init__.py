@@ -16,6 +16,7 @@ from mes.domain.job import (
     MachineState,
     Program,
     ProgramKind,
+    Reading,
 )
 from mes.domain.machine import Transition
 from mes.domain.order import Order
@@ -38,6 +39,7 @@ __all__ = [
     "Order",
     "Program",
     "ProgramKind",
+    "Reading",
     "Step",
     "StepEvent",
     "StepState",

@@ -209,6 +209,15 @@ JobReport = JobProgress | JobCompleted | JobFaulted
 
 
 @dataclass(frozen=True, slots=True)
+class Reading:
+    """A sensor's value as the cell reports it (a hotend's temperature in deg C), with
+    its set point where it has one."""
+
+    value: float
+    target: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CellStatus:
     """What a cell says about itself when asked (used to reconcile after a restart)."""
 

@@ -82,16 +82,28 @@ async def check_overdue(controller: Controller) -> None:
 
 
 async def publish_progress(controller: Controller) -> None:
-    """Record each cell's job progress about once a second (when it changed), beside the
-    other commits, so watchers in other processes (the dashboard) see it."""
+    """Record each held cell's job progress and sensor readings about once a second
+    (when they changed), beside the other commits, so watchers in other processes (the
+    dashboard) see them."""
     written: dict[str, float] = {}
+    heard: dict[str, dict[str, list[float | None]]] = {}
     while True:
         await asyncio.sleep(controller.options.progress_s)
-        now = {name: round(controller.progress.get(name, 0.0), 3) for name in controller.cells}
+        held = list(controller.membership.leases)
+        now = {name: round(controller.progress.get(name, 0.0), 3) for name in held}
         changed = {n: p for n, p in now.items() if written.get(n, 0.0) != p}
-        if changed:
-            await controller.recorder.commit(Changes(progress=changed))
+        readings = {
+            name: {
+                sensor: [round(r.value, 1), None if r.target is None else round(r.target, 1)]
+                for sensor, r in controller.supervisors[name].driver.readings().items()
+            }
+            for name in held
+        }
+        fresh = {n: r for n, r in readings.items() if heard.get(n, {}) != r}
+        if changed or fresh:
+            await controller.recorder.commit(Changes(progress=changed, readings=fresh))
             written.update(changed)
+            heard.update(fresh)
 
 
 async def checkpoints(store: Store) -> None:

@@ -45,6 +45,7 @@ from mes.store import schema
 from mes.store.outbox import OutboxStore
 from mes.store.rows import _apply, _insert_messages, _job_row, _row, _step, _unit
 from mes.store.sharing import SharingStore, notify
+from mes.store.stock import StockStore, take_blanks
 from mes.store.tables import (
     ALARMS,
     CELLS,
@@ -110,6 +111,8 @@ class Changes:
     acks: dict[int, tuple[str, datetime]] = field(default_factory=dict)
     progress: dict[str, float] = field(default_factory=dict)
     """Cell -> progress (0..1) of its running job, for watchers (not journaled)."""
+    readings: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
+    """Cell -> its sensors as last heard (name -> [value, target]), for watchers."""
     messages: list[Message] = field(default_factory=list)
     """Outbox messages telling this batch's changes (MQTT), written with them."""
     custody: dict[str, str] = field(default_factory=dict)
@@ -203,6 +206,7 @@ class Changes:
         self.alarm_ops.extend(other.alarm_ops)
         self.acks.update(other.acks)
         self.progress.update(other.progress)
+        self.readings.update(other.readings)
         self.messages.extend(other.messages)
         self.custody.update(other.custody)
         self.writer = self.writer or other.writer
@@ -221,6 +225,7 @@ class Changes:
             or self.alarm_ops
             or self.acks
             or self.progress
+            or self.readings
             or self.messages
             or self.custody
         )
@@ -238,7 +243,7 @@ class PlantCounts:
     """Cell ("" for the plant) -> texts of its active alarms, newest first."""
 
 
-class Store(WatcherReads, SharingStore, OutboxStore):
+class Store(WatcherReads, SharingStore, OutboxStore, StockStore):
     """Durable record of orders, units, steps, jobs, cells and the journal."""
 
     def __init__(self, engine: Engine) -> None:
@@ -360,8 +365,10 @@ class Store(WatcherReads, SharingStore, OutboxStore):
         """Store orders, their units, steps, programs and journal entries in one transaction.
 
         Idempotent by order id: an order already stored with the same digest is skipped
-        (with its units and events). ``messages`` tells the outbox what was stored (the
-        units and events actually new), in the same transaction.
+        (with its units and events). A unit whose variant is in stock takes a blank for
+        its generic steps (:func:`~mes.store.stock.take_blanks`). ``messages`` tells the
+        outbox what was stored (the units and events actually new), in the same
+        transaction.
 
         Returns:
             The ids of orders that were already there, unchanged.
@@ -391,6 +398,7 @@ class Store(WatcherReads, SharingStore, OutboxStore):
             units = [u for u in units if u.order_id not in same]
             unit_ids = {u.id for u in units}
             events = [e for e in events if e.subject.split("/")[0] in unit_ids]
+            events = take_blanks(conn, units, events)  # blanks made ahead, where in stock
             by_id = {p.id: p for p in programs}
             known = set(
                 conn.execute(select(PROGRAMS.c.id).where(PROGRAMS.c.id.in_(list(by_id)))).scalars()
@@ -618,7 +626,9 @@ class Store(WatcherReads, SharingStore, OutboxStore):
 
     def unit_record(self, unit_id: str) -> dict[str, Any] | None:
         """The as-built record of a unit: every step with its jobs (cell, program, times,
-        result), and the unit's journal. None if there is no such unit."""
+        result), the unit's journal, and the blank it started from (``blank``: id,
+        variant, made_at, cells; None if it made its own). None if there is no such
+        unit."""
         with self._read() as conn:
             unit = conn.execute(select(UNITS).where(UNITS.c.id == unit_id)).first()
             if unit is None:
@@ -645,6 +655,7 @@ class Store(WatcherReads, SharingStore, OutboxStore):
                     select(EVENTS).where(EVENTS.c.subject.in_(subjects)).order_by(EVENTS.c.id)
                 )
             ]
+        record["blank"] = self.blank_of(unit_id)
         return record
 
     def order_jobs(self, order_id: str) -> list[dict[str, Any]]:
@@ -689,9 +700,7 @@ class Store(WatcherReads, SharingStore, OutboxStore):
             .order_by(CELLS.c.name)
         )
         with self._read() as conn:
-            return [
-                {**r._mapping, "controller": r.controller or ""} for r in conn.execute(query)
-            ]
+            return [{**r._mapping, "controller": r.controller or ""} for r in conn.execute(query)]
 
     def plant_counts(self) -> PlantCounts:
         """Units by state, finished jobs by cell and state, open alarms by cell: the

@@ -106,6 +106,10 @@ def _apply(conn: Connection, changes: Changes) -> None:
         conn.execute(
             _CELL_UPDATE, [{"k": name, "progress": p} for name, p in changes.progress.items()]
         )
+    if changes.readings:
+        conn.execute(
+            _CELL_UPDATE, [{"k": name, "readings": r} for name, r in changes.readings.items()]
+        )
     for alarm_id, (who, at) in changes.acks.items():
         conn.execute(
             update(ALARMS).where(ALARMS.c.id == alarm_id).values(acked_at=at, acked_by=who)
@@ -200,6 +204,7 @@ def _unit(r: Any) -> Unit:
         released_at=r.released_at,
         state=UnitState(r.state),
         finished_at=r.finished_at,
+        variant=r.variant,
     )
 
 
@@ -216,6 +221,8 @@ def _step(r: Any) -> Step:
         attributes=dict(r.attributes or {}),
         cells=tuple(r.cells or ()),
         quality=dict(r.quality or {}),
+        stage=r.stage,
+        generic=bool(r.generic),
         state=StepState(r.state),
         cell=r.cell,
         job_id=r.job_id,

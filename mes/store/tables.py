@@ -73,6 +73,8 @@ class UnitRow(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     custodian: str = ""
     """The controller that alone may change this unit now ("" : none; shared plants)."""
+    variant: str = ""
+    """The variant of its generic steps ("" : its family makes no blanks)."""
 
 
 class ProgramRow(SQLModel, table=True):
@@ -97,6 +99,10 @@ class StepRow(SQLModel, table=True):
     attributes: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
     cells: list[str] = Field(default_factory=list, sa_type=JSON)
     quality: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    stage: str = ""
+    """What a customer reads while the unit is at this step."""
+    generic: bool = False
+    """Part of the family's generic stage (made ahead to stock, or by the unit itself)."""
     state: str
     cell: str | None = None
     job_id: int | None = None
@@ -135,6 +141,8 @@ class CellRow(SQLModel, table=True):
     waiting_for: str = ""
     progress: float = 0.0
     """Of the running job, 0..1, brought up to date about once a second."""
+    readings: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    """The cell's sensors as last heard (name -> [value, target]), like progress."""
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
@@ -246,6 +254,23 @@ class OutboxRow(SQLModel, table=True):
     error: str = ""
 
 
+class BlankRow(SQLModel, table=True):
+    """A blank: what a stock unit's generic steps make, in stock once the unit is done,
+    until a released unit takes it (``consumed_by``) or an operator scraps it."""
+
+    __tablename__ = "blank"
+    __table_args__ = (Index("ix_blank_variant", "family", "variant", "state"),)
+
+    unit_id: str = Field(primary_key=True, foreign_key="unit.id")
+    family: str
+    variant: str
+    state: str = "stock"
+    """stock (being made, or made: its unit says), consumed, scrapped."""
+    consumed_by: str = ""
+    changed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When it was consumed or scrapped."""
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -267,3 +292,4 @@ ALARMS = _table(AlarmRow)
 CONTROLLERS = _table(ControllerRow)
 LEASES = _table(LeaseRow)
 OUTBOX = _table(OutboxRow)
+BLANKS = _table(BlankRow)

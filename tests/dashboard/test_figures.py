@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mes.dashboard.figures import Level, andon, bar, duration, lateness, matches
+from mes.dashboard.figures import Level, andon, bar, duration, lateness, matches, readings
 from mes.dashboard.performance import compute, ideal_rate
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -110,3 +110,10 @@ def test_oee_throughput_and_lead_time_over_a_window() -> None:
     assert sum(perf.buckets) == 1 and perf.buckets[-3] == 1  # 30 min ago, 10 min buckets
     assert ideal_rate(10, {"cap": 36000.0, "other": 3600.0}, {"cap": 2, "other": 1}) == 2.0
     assert ideal_rate(0, {}, {}) is None
+
+
+def test_a_cells_readings_read_as_value_over_set_point() -> None:
+    assert readings({"hotend": [209.8, 210.0], "bed": [24.0, None]}) == (
+        "hotend 209.8/210° bed 24°"
+    )
+    assert readings({}) == "" and readings(None) == ""

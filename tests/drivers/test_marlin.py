@@ -588,6 +588,9 @@ async def test_temperatures_are_polled_when_the_printer_cannot_auto_report() -> 
                 await rig.driver._changed.wait()
         assert temperatures["B"].target == 50 and temperatures["T"].actual > 25
         assert all(not c.startswith("M155") for _, c in rig.sim.commands)
+        shown = rig.driver.readings()  # what the controller records for the dashboard
+        assert shown["hotend"].target == 100 and shown["bed"].target == 50
+        assert shown["hotend"].value == temperatures["T"].actual
 
 
 async def test_programs_that_cannot_be_streamed_are_refused_and_nothing_is_sent() -> None:

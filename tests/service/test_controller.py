@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mes.domain import StepState
+from drivers.fake import FakeDriver
+from mes.domain import Reading, StepState
+from mes.service.controller import Controller
 from routing.scheduling.optimizer import available as optimizer_available
-from tests.service.conftest import FAST, build, release_units, running
+from tests.service.conftest import CELLS, FAST, build, release_units, running
 
 
 def unit_done(unit_id: str):
@@ -190,3 +192,26 @@ async def test_a_job_running_far_past_its_expected_time_raises_one_alarm(store):
     assert not alarm["active"]  # the job ended: cleared (still to be acknowledged)
     assert sum(e.transition == "overdue" for e in plant.events) == 1
     assert unit_id
+
+
+async def test_a_cells_sensor_readings_reach_the_store_for_watchers(store) -> None:
+    """What a driver last heard from its sensors (a printer's temperatures) is recorded
+    with the cell about once a second, where the dashboard reads it."""
+
+    class Printer(FakeDriver):
+        def readings(self) -> dict[str, Reading]:
+            return {"hotend": Reading(209.84, 210.0), "bed": Reading(60.0, 60.0)}
+
+    options = replace(FAST, progress_s=0.05)
+    controller = Controller(store, CELLS[:1], {"a1": Printer("a1")}, options=options)
+    task = asyncio.create_task(controller.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 5
+        while not (recorded := store.cells()[0]["readings"] if store.cells() else {}):
+            assert asyncio.get_running_loop().time() < deadline, "no readings recorded"
+            await asyncio.sleep(0.05)  # polling the store, bounded by the deadline
+        assert recorded == {"hotend": [209.8, 210.0], "bed": [60.0, 60.0]}
+    finally:
+        controller.stop()
+        controller.stop()
+        await task

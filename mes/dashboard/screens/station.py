@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from mes.dashboard.data import Snapshot, StationView
-from mes.dashboard.figures import andon, duration
+from mes.dashboard.figures import andon, duration, readings
 from mes.dashboard.screens.base import DashboardScreen
 from mes.dashboard.widgets.tile import CellTile
 
@@ -150,6 +150,8 @@ def instruction(
         f"[b]{escape(cell)}[/b]: {state.label}"
         + (f" - {escape(state.detail)}" if state.detail else "")
     ]
+    if sensed := readings(row.get("readings")):
+        lines.append(escape(sensed))
     waiting = str(row.get("waiting_for") or "")
     if waiting:
         lines.append(f"[reverse b] TO DO: {escape(waiting)}, then press c [/reverse b]")

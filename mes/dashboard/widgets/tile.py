@@ -11,7 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from mes.dashboard.figures import Andon, Level, andon, bar, since
+from mes.dashboard.figures import Andon, Level, andon, bar, readings, since
 
 TILE_WIDTH = 26
 
@@ -60,7 +60,13 @@ class CellTile(Widget, can_focus=True):
             timing = f"offline {wall} (wall)" if wall else "offline"
         else:
             timing = f"{row.get('state', '')} {since(row.get('updated_at'), now, speed)}".strip()
-        shown = _Shown(unit, str(row.get("step_name") or ""), progress, timing, state.detail)
+        shown = _Shown(
+            unit,
+            str(row.get("step_name") or ""),
+            progress,
+            timing,
+            state.detail or readings(row.get("readings")),
+        )
         if state != self.andon:
             self.remove_class(f"-{self.andon.level.value}")
             self.add_class(f"-{state.level.value}")

@@ -3,7 +3,8 @@
 ``controller`` (who runs, their heartbeat), ``lease`` (who drives each cell, with a
 fencing token), ``unit.custodian`` (the one controller that may change a unit now), a
 ``fence`` counter for the tokens, and ``outbox`` (messages written in the transaction
-of the change they tell).
+of the change they tell). Also ``cell.readings``: a cell's sensors as last heard (a
+printer's temperatures), for watchers.
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +24,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("unit") as batch:
         batch.add_column(sa.Column("custodian", sa.String(), nullable=False, server_default=""))
+    with op.batch_alter_table("cell") as batch:
+        batch.add_column(sa.Column("readings", sa.JSON(), nullable=False, server_default="{}"))
     op.create_table(
         "controller",
         sa.Column("id", sa.String(), nullable=False),
@@ -70,4 +73,6 @@ def downgrade() -> None:
         op.drop_table(table)
     with op.batch_alter_table("unit") as batch:
         batch.drop_column("custodian")
+    with op.batch_alter_table("cell") as batch:
+        batch.drop_column("readings")
     op.execute("DELETE FROM counter WHERE name = 'fence'")
