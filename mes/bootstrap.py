@@ -19,6 +19,7 @@ from drivers.sim import SimCell
 from mes.errors import InputError, MesError, Problem
 from mes.service.controller import CellSetup, Controller, ControllerOptions
 from mes.service.membership import SharingOptions
+from mes.service.stock import StockKeeper, StockTarget
 from mes.service.supervisor import Backoff
 from mes.settings import CellConfig, Plant, SimDriverConfig
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, SimPlcConfig, plc_map
@@ -182,6 +183,13 @@ def opcua_settings(
             "cell %s: OPC UA without security (allow_insecure): anyone on the network can "
             "read and command it",
             name,
+        )
+    elif security.trust_dir is None:
+        log.warning(
+            "cell %s: the OPC UA server's certificate is not checked (allow_insecure, no "
+            "trust_dir): whoever answers at %s is taken for the machine",
+            name,
+            config.endpoint,
         )
     return OpcuaSettings(
         endpoint=config.endpoint,
@@ -368,7 +376,29 @@ def build_controller(
     controller = Controller(store, setups, drivers, options=options, actor=actor)
     if plant.config.mqtt is not None:
         controller.recorder.messages = _mqtt_messenger(plant, controller, store)
+    if plant.config.stock and not (read_only or plant.config.plant.read_only):
+        controller.stock = stock_keeper(plant, store)
     return controller
+
+
+def stock_targets(plant: Plant) -> list[StockTarget]:
+    """The plant's ``[[stock]]`` targets (checked when the plant was loaded)."""
+    return [
+        StockTarget.of(plant.families[entry.family], entry.variant, entry.target)
+        for entry in plant.config.stock
+    ]
+
+
+def stock_keeper(plant: Plant, store: Store) -> StockKeeper:
+    """What fills the plant's stock targets with a controller's idle cells."""
+    from mes.settings.stations import stations
+
+    return StockKeeper(
+        store,
+        stock_targets(plant),
+        stations=stations(plant),
+        messages=release_messages(plant),
+    )
 
 
 def _mqtt_messenger(plant: Plant, controller: Controller, store: Store) -> Messenger | None:

@@ -18,6 +18,7 @@ from mes.settings.opcua import OpcuaDriverConfig, OpcuaSecurityConfig
 from mes.settings.plan_checks import build_plan, try_defaults
 from mes.settings.schema import OPTION_KEYS, CellConfig, FamilyConfig, OptionConfig, PlantConfig
 from mes.settings.serial import GrblDriverConfig, MarlinDriverConfig
+from mes.settings.stock_checks import check_postponement
 from mes.settings.toml_lines import KeyLines, KeyPath
 from routing.family import Family, OptionKind, OptionSpec, OptionValue, QualityPolicy
 
@@ -85,9 +86,9 @@ def _driver_issues(config: PlantConfig, i: int, cell: CellConfig) -> list[Issue]
             return [Issue(("cells", i, "driver", key), reason or str(exc))]
         return []
     if isinstance(driver, OpcuaDriverConfig):
-        return _security_issues(("cells", i, "driver", "security"), driver.security) + (
-            _node_issues(i, driver)
-        )
+        return _security_issues(
+            ("cells", i, "driver", "security"), driver.security, server_side=True
+        ) + (_node_issues(i, driver))
     if not isinstance(driver, ModbusDriverConfig):
         return []
     issues = []
@@ -125,7 +126,12 @@ def _node_issues(i: int, driver: OpcuaDriverConfig) -> list[Issue]:
     return []
 
 
-def _security_issues(path: KeyPath, security: OpcuaSecurityConfig) -> list[Issue]:
+def _security_issues(
+    path: KeyPath, security: OpcuaSecurityConfig, *, server_side: bool = False
+) -> list[Issue]:
+    """``server_side``: the security of a connection to a server (a cell), whose
+    certificate must be checked against a trust directory: otherwise anyone who can
+    answer on its address is taken for the machine."""
     if security.policy == "None":
         if not security.allow_insecure:
             return [
@@ -136,11 +142,21 @@ def _security_issues(path: KeyPath, security: OpcuaSecurityConfig) -> list[Issue
                 )
             ]
         return []
-    return [
+    issues = [
         Issue((*path, key), f"policy {security.policy!r} needs a {what} (mes certs init)")
         for key, what in (("certificate", "certificate"), ("private_key", "private key"))
         if getattr(security, key) is None
     ]
+    if server_side and security.trust_dir is None and not security.allow_insecure:
+        issues.append(
+            Issue(
+                (*path, "trust_dir"),
+                "the server's certificate must be checked: name the folder of trusted "
+                "server certificates (e.g. pki/trusted, see mes certs init), or set "
+                "allow_insecure = true to accept any server",
+            )
+        )
+    return issues
 
 
 def check_family(config: FamilyConfig, lines: KeyLines, source: str) -> tuple[list[Issue], Family]:
@@ -188,6 +204,10 @@ def check_family(config: FamilyConfig, lines: KeyLines, source: str) -> tuple[li
             config.quality.policy, config.quality.max_retries, config.quality.rework_from
         ),
     )
+    if not issues:
+        postponed = check_postponement(config, family)
+        issues += postponed[0]
+        family = replace(family, postponement=postponed[1])
     if not issues:
         issues += try_defaults(family)
     return issues, family

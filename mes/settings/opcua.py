@@ -29,10 +29,12 @@ class OpcuaSecurityConfig(Model):
     """This controller's application certificate (DER or PEM), from ``mes certs init``."""
     private_key: str | None = None
     trust_dir: str | None = None
-    """Directory of the peers' certificates trusted: the servers a cell connects to, or
-    the clients the plant's own server lets in. Unset: any certificate is accepted."""
+    """Directory of the peers' certificates trusted: the servers a cell connects to
+    (required with a security policy, unless ``allow_insecure``), or the clients the
+    plant's own server lets in (unset: any client certificate, then a login)."""
     allow_insecure: bool = False
-    """Needed for policy ``None``; the controller warns at start."""
+    """Needed for policy ``None``, or for a cell's secure connection without a
+    ``trust_dir`` (any server accepted); the controller warns at start."""
     user_env: str | None = None
     """Environment variable holding the user name: the one a cell logs in with, or the one
     the plant's server lets in (anonymous when unset)."""

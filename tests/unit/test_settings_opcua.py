@@ -46,7 +46,7 @@ def test_no_security_needs_an_explicit_allow_insecure(tmp_path: Path) -> None:
 
 def test_a_secure_policy_needs_a_certificate_and_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        load(tmp_path, 'policy = "Basic256Sha256"\n')
+        load(tmp_path, 'policy = "Basic256Sha256"\ntrust_dir = "pki/trusted"\n')
     assert [p.path for p in info.value.problems] == [
         "cells[0].driver.security.certificate",
         "cells[0].driver.security.private_key",
@@ -128,3 +128,16 @@ def test_a_node_map_needs_command_and_job_id_together(tmp_path: Path) -> None:
         "command": "Command",
         "job_id": "ns=3;s=Job",
     }
+
+
+def test_a_cells_secure_connection_checks_the_servers_certificate(tmp_path: Path) -> None:
+    """A secure policy without a trust directory would take whoever answers for the
+    machine: refused at load, unless allow_insecure says so (and the start warns)."""
+    secure = 'policy = "Basic256Sha256"\ncertificate = "c.der"\nprivate_key = "k.pem"\n'
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, secure)
+    (problem,) = info.value.problems
+    assert problem.path == "cells[0].driver.security.trust_dir"
+    assert "allow_insecure = true to accept any server" in problem.reason
+    assert load(tmp_path, secure + 'trust_dir = "pki/trusted"\n').cells
+    assert load(tmp_path, secure + "allow_insecure = true\n").cells
