@@ -8,6 +8,7 @@ sees everything wrong with a unit at once.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -185,6 +186,57 @@ class StepSpec:
     program: ProgramSpec | None = None
     attributes: Mapping[str, Expression] = field(default_factory=dict)
     limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    #: What a customer is told while this step is the unit's current one ("engraving");
+    #: "" says only "in production".
+    stage: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Postponement:
+    """The family's decoupling point: its leading ``generic`` steps make a blank that
+    depends on the ``variant`` options alone, so blanks can be made ahead, to stock, and
+    any unit of the same variant can start from one at its first custom step.
+
+    The loader checks that the generic steps lead the plan and that their expressions
+    name variant options only (:mod:`mes.settings.stock_checks`).
+    """
+
+    generic: tuple[str, ...]
+    variant: tuple[str, ...]
+
+    def values(self, options: Mapping[str, OptionValue]) -> dict[str, OptionValue]:
+        """The variant part of a unit's (checked) options (whole numbers as integers)."""
+        return {name: _canonical(options[name]) for name in self.variant}
+
+    def key(self, options: Mapping[str, OptionValue]) -> str:
+        """What makes two blanks interchangeable, as one canonical string."""
+        return variant_key(self.values(options))
+
+
+def variant_key(values: Mapping[str, OptionValue]) -> str:
+    """The canonical key of a variant: JSON with sorted names and whole numbers as
+    integers, so ``160``, ``160.0`` and ``"160"`` (from a CSV) make the same key."""
+    canonical = {name: _canonical(value) for name, value in sorted(values.items())}
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+
+
+def variant_values(key: str) -> dict[str, OptionValue]:
+    """The inverse of :func:`variant_key` ({} for "")."""
+    if not key:
+        return {}
+    values: dict[str, OptionValue] = json.loads(key)
+    return values
+
+
+def describe_variant(key: str) -> str:
+    """A variant for people: ``material=pla width_mm=160``."""
+    return " ".join(f"{name}={value}" for name, value in variant_values(key).items())
+
+
+def _canonical(value: OptionValue) -> OptionValue:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +283,7 @@ class Family:
     source: str = field(default="", compare=False)
     rules: tuple[Rule, ...] = ()
     quality: QualityPolicy = field(default_factory=QualityPolicy)
+    postponement: Postponement | None = None
 
     def configure(self, chosen: Mapping[str, object]) -> dict[str, OptionValue]:
         """Check a unit's chosen options and fill in defaults.
@@ -273,6 +326,50 @@ class Family:
                 problems.append(
                     Problem(f"{rule.message} (rule {number}: {rule.require})", path=names)
                 )
+        if problems:
+            raise OrderError(problems)
+        return values
+
+    def configure_variant(self, chosen: Mapping[str, object]) -> dict[str, OptionValue]:
+        """Check the values of a blank's variant (stock plans, stock targets): each
+        variant option given, of its type, in range, and the rules that name variant
+        options only hold (a blank no unit may use is refused).
+
+        Raises:
+            OrderError: the family makes no blanks, or one problem per bad option.
+        """
+        if self.postponement is None:
+            raise OrderError(
+                [Problem(f"family {self.name!r} has no generic steps (no [postponement])")]
+            )
+        variant = self.postponement.variant
+        problems = [
+            Problem(f"not a variant option (variant: {', '.join(variant)})", path=f"{name}")
+            for name in chosen
+            if name not in variant
+        ]
+        values: dict[str, OptionValue] = {}
+        for name in variant:
+            if name not in chosen:
+                problems.append(Problem("is required for a blank", path=name))
+                continue
+            try:
+                values[name] = _canonical(self.options[name].coerce(chosen[name]))
+            except ValueError as exc:
+                problems.append(Problem(str(exc), path=name))
+        if problems:
+            raise OrderError(problems)
+        for number, rule in enumerate(self.rules, start=1):
+            if rule.names <= values.keys():
+                try:
+                    broken = rule.broken(values)
+                except ExpressionError:
+                    continue  # the rule needs what a whole unit has
+                if broken:
+                    names = ", ".join(sorted(rule.names))
+                    problems.append(
+                        Problem(f"{rule.message} (rule {number}: {rule.require})", path=names)
+                    )
         if problems:
             raise OrderError(problems)
         return values

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mes.domain.job import Program, ProgramKind
@@ -36,6 +36,10 @@ class PlannedStep:
     attributes: Mapping[str, str] = field(default_factory=dict)
     #: Limits on the result and the family's policy when they are missed (empty: none).
     quality: Mapping[str, Any] = field(default_factory=dict)
+    #: The customer's word for this step ("" : in production).
+    stage: str = ""
+    #: Part of the family's generic (made-ahead) stage.
+    generic: bool = False
 
 
 def generator_program(generator: str, parameters: Mapping[str, Value]) -> Program:
@@ -73,17 +77,50 @@ def check_generator_call(program: Program) -> None:
 def plan(family: Family, options: Mapping[str, OptionValue]) -> list[PlannedStep]:
     """The routing of one unit whose options were already checked by ``family.configure``.
 
+    Generic steps (the family's ``postponement``) see the variant options only, so a
+    unit's generic steps are exactly those of a blank of its variant (same programs).
+
     Raises:
         OrderError: the family's plan cannot be evaluated for these options (a step's
             duration is not positive, a parameter expression fails); names the step.
     """
-    env: dict[str, Value] = dict(options)
+    generic = family.postponement.generic if family.postponement else ()
+    variant = dict(family.postponement.values(options)) if family.postponement else {}
+    return _plan(family, dict(options), variant, generic, family.steps)
+
+
+def plan_blank(family: Family, variant: Mapping[str, OptionValue]) -> list[PlannedStep]:
+    """The routing of a blank: the family's generic steps alone, for a variant already
+    checked by ``family.configure_variant``. Steps keep their place (``seq``) in the
+    family's plan.
+
+    Raises:
+        OrderError: the family has no generic steps, or they cannot be evaluated.
+    """
+    if family.postponement is None:
+        raise OrderError([Problem(f"family {family.name!r} has no generic steps")])
+    generic = family.postponement.generic
+    specs = tuple(s for s in family.steps if s.name in generic)
+    return _plan(family, dict(variant), dict(variant), generic, specs)
+
+
+def _plan(
+    family: Family,
+    env: Mapping[str, Value],
+    variant: Mapping[str, Value],
+    generic: tuple[str, ...],
+    specs: tuple[StepSpec, ...],
+) -> list[PlannedStep]:
     seqs = {spec.name: seq for seq, spec in enumerate(family.steps, start=1)}
     steps: list[PlannedStep] = []
     problems: list[Problem] = []
-    for seq, spec in enumerate(family.steps, start=1):
+    for spec in specs:
+        seq = seqs[spec.name]
         try:
-            steps.append(_plan_step(family, spec, seq, seqs, env))
+            if spec.name in generic:
+                steps.append(replace(_plan_step(family, spec, seq, seqs, variant), generic=True))
+            else:
+                steps.append(_plan_step(family, spec, seq, seqs, env))
         except ExpressionError as exc:
             problems.append(Problem(str(exc), path=f"step {spec.name}"))
     if problems:
@@ -101,7 +138,9 @@ def _plan_step(
         # Nothing else of a skipped step is evaluated: its expressions may only make
         # sense for the units it applies to.
         program = Program.recipe({"step": spec.name, "family": family.name, "skipped": True})
-        return PlannedStep(seq, spec.name, spec.capability, 0.0, program, True, after)
+        return PlannedStep(
+            seq, spec.name, spec.capability, 0.0, program, True, after, stage=spec.stage
+        )
     expected = spec.duration.number(env) if spec.duration is not None else spec.duration_s
     if expected <= 0:
         raise ExpressionError(f"expected duration must be positive (got {expected:g})")
@@ -127,5 +166,14 @@ def _plan_step(
             "rework_from": seqs.get(policy.rework_from or "", seq),
         }
     return PlannedStep(
-        seq, spec.name, spec.capability, expected, program, False, after, attributes, quality
+        seq,
+        spec.name,
+        spec.capability,
+        expected,
+        program,
+        False,
+        after,
+        attributes,
+        quality,
+        stage=spec.stage,
     )

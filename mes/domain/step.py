@@ -95,6 +95,10 @@ class Step:
     #: Limits on the result and the policy when missed: ``limits`` (name -> [low, high]),
     #: ``policy`` (retry, rework, scrap), ``retries``, ``rework_from`` (a step's seq).
     quality: dict[str, Any] = field(default_factory=dict)
+    #: What a customer reads while the unit is at this step ("" : in production).
+    stage: str = ""
+    #: Part of the family's generic stage: made ahead to stock, or by the unit itself.
+    generic: bool = False
     cell: str | None = None
     job_id: int | None = None
     attempts: int = 0

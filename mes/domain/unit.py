@@ -70,6 +70,9 @@ class Unit:
     state: UnitState = UnitState.RELEASED
     finished_at: datetime | None = None
     steps: list[Step] = field(default_factory=list)
+    #: The variant of its generic steps (a key, see :func:`routing.family.variant_key`):
+    #: blanks of this variant may stand in for them ("" : the family makes no blanks).
+    variant: str = ""
 
     def handle(self, event: UnitEvent, at: datetime) -> Transition:
         """Apply ``event`` at time ``at``.

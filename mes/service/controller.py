@@ -68,6 +68,7 @@ from mes.service.sharing import (
     poll_work,
     take_cells,
 )
+from mes.service.stock import StockKeeper
 from mes.service.supervisor import Action, Backoff, CellSupervisor
 from mes.service.watch import cancel_all, checkpoints, publish_progress
 from mes.store import Changes, Store
@@ -206,6 +207,8 @@ class Controller:
         self.waiting_since: dict[str, float] = {}
         #: Why the controller stopped on its own (a lost lease, a failed store).
         self.fatal: Exception | None = None
+        #: Fills the plant's stock targets with idle cells (set by the composition root).
+        self.stock: StockKeeper | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._killed = asyncio.Event()
@@ -247,6 +250,8 @@ class Controller:
             tasks.append(asyncio.create_task(publish_progress(self), name="progress"))
             if self.replanner is not None:
                 tasks.append(asyncio.create_task(self.replanner.run(), name="planner"))
+            if self.stock is not None:
+                tasks.append(asyncio.create_task(self.stock.run(self), name="stock"))
             self.started.set()
             await self._dispatch_loop()
             await self._drain()
@@ -379,6 +384,8 @@ class Controller:
             self._wake.clear()
             if not self._stopping.is_set():
                 await self._dispatch()
+                if self.stock is not None:
+                    self.stock.idle(self._idle_cells())  # idle now: nothing else to do
 
     def _idle_cells(self) -> list[IdleCell]:
         return [

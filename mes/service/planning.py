@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from mes.domain import CellState, Step, StepState, UnitState
 from mes.domain.step import ON_CELL
+from mes.domain.stock import STOCK_SOURCE
 from routing.scheduling.model import Availability, Job, Machine, Operation, Problem, ProblemError
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ def snapshot(controller: Controller, now: datetime) -> Problem | None:
     for unit in controller.units.values():
         if unit.state not in (UnitState.RELEASED, UnitState.IN_PROGRESS):
             continue
+        order = controller.orders.get(unit.order_id)
+        if order is not None and order.source == STOCK_SOURCE:
+            continue  # blanks fill idle time, by rule: the plan is for customers' work
         open_steps = [s for s in unit.steps if s.state in _OPEN]
         if not open_steps:
             continue
@@ -75,7 +79,6 @@ def snapshot(controller: Controller, now: datetime) -> Problem | None:
             )
         if ops:
             operations += ops
-            order = controller.orders.get(unit.order_id)
             due = (order.due - now).total_seconds() if order and order.due else None
             jobs.append(Job(unit.id, due, order.priority if order else 0))
     if not operations:

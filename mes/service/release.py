@@ -158,6 +158,8 @@ def _unit(
     now: datetime,
 ) -> Unit:
     unit = Unit(f"{order_id}.{seq}", order_id, seq, family.name, dict(options), now)
+    if family.postponement is not None:
+        unit.variant = family.postponement.key(options)
     for p, cells in zip(steps, placed, strict=True):
         unit.steps.append(
             Step(
@@ -173,6 +175,8 @@ def _unit(
                 attributes=dict(p.attributes),
                 cells=cells,
                 quality=dict(p.quality),
+                stage=p.stage,
+                generic=p.generic,
             )
         )
     return unit

@@ -11,6 +11,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 CAPABILITY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
+STAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 '-]{0,39}$")
+
 OPTION_TYPES = ("choice", "integer", "decimal", "text", "boolean")
 
 
@@ -46,7 +48,17 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _stage(value: str) -> str:
+    if not STAGE_RE.fullmatch(value) or value != value.strip():
+        raise ValueError(
+            f"{value!r} is not a stage a customer reads (words of letters, digits, spaces, "
+            "'-' and \"'\", starting with a letter, at most 40 characters)"
+        )
+    return value
+
+
 Name = Annotated[str, AfterValidator(_name)]
+Stage = Annotated[str, AfterValidator(_stage)]
 Capability = Annotated[str, AfterValidator(_capability)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
 NonBlank = Annotated[str, AfterValidator(_not_blank)]

@@ -24,6 +24,7 @@ from mes.errors import ConfigError, NotFound, Problem
 from mes.settings.checks import check_capabilities, check_family, check_plant
 from mes.settings.issues import Issue, from_validation_error
 from mes.settings.schema import CellConfig, FamilyConfig, PlantConfig
+from mes.settings.stock_checks import check_stages, check_stock_targets
 from mes.settings.toml_lines import KeyLines, Segment, render_path, scan, syntax_problem
 from routing.family import Family
 
@@ -108,6 +109,9 @@ def load_plant(path: Path | str) -> Plant:
     if config is not None:
         problems += document.problems(check_plant(config, document.lines))
     families, family_files = _load_families(document, config, problems)
+    if config is not None and not problems:
+        # Only sound families say what a blank is.
+        problems += document.problems(check_stock_targets(config, families, document.lines))
     if problems or config is None:
         raise ConfigError(_in_reading_order(problems))
     return Plant(plant_file, config, families, family_files)
@@ -133,6 +137,7 @@ def _load_families(
             # Only a valid plant says which capabilities exist; otherwise this would
             # blame the family for the plant's mistake.
             issues += check_capabilities(family_config, config.cells)
+            issues += check_stages(family_config, config.cells)
         name_path = ("family", "name")
         if family.name in first_seen:
             issues.append(

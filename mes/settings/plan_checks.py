@@ -104,6 +104,7 @@ def build_plan(
                 program=program,
                 attributes=attributes,
                 limits={k: (v[0], v[1]) for k, v in step.limits.items()},
+                stage=step.stage or "",
             )
         )
     rules = []

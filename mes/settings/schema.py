@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import Field
 
-from mes.settings.base import Capability, Identifier, Name, NonBlank
+from mes.settings.base import Capability, Identifier, Name, NonBlank, Stage
 from mes.settings.base import Model as _Model
 from mes.settings.modbus import ModbusDriverConfig, ReconnectConfig, RegisterMap
 from mes.settings.mqtt import AreaName, IntakeConfig, LineName, MqttConfig
@@ -132,6 +132,17 @@ class CellConfig(_Model):
         return self.duration_factors.get(capability, 1.0)
 
 
+class StockTargetConfig(_Model):
+    """One ``[[stock]]`` entry: how many blanks of one variant of a family to keep made
+    ahead. Idle cells make them, never before customer work (docs/postponement.md)."""
+
+    family: Name
+    variant: dict[Identifier, str | int | float | bool]
+    """The variant's options (every option of the family's ``postponement.variant``)."""
+    target: int = Field(ge=1, le=10_000)
+    """Blanks in stock plus blanks being made that idle cells keep up to."""
+
+
 class PlantConfig(_Model):
     """The whole plant file."""
 
@@ -145,6 +156,8 @@ class PlantConfig(_Model):
     """The plant on an MQTT broker, a Unified Namespace (off when absent; docs/mqtt.md)."""
     intake: IntakeConfig | None = None
     """A folder watched for order files (off when absent)."""
+    stock: list[StockTargetConfig] = Field(default_factory=list)
+    """``[[stock]]``: blanks to keep made ahead, per variant (docs/postponement.md)."""
 
 
 # -- products/*.toml --------------------------------------------------------------
@@ -217,6 +230,9 @@ class StepConfig(_Model):
     """Setup attributes (material, colour, tool) as expressions of the options."""
     limits: dict[Identifier, Range] = Field(default_factory=dict)
     """Measurement name -> [low, high]: a result outside (or missing) fails the step."""
+    stage: Stage | None = None
+    """What a customer reads while the unit is at this step ("engraving"); unset: only
+    "in production". Never a cell's name: customers see it (``mes order status``)."""
 
 
 class RuleConfig(_Model):
@@ -236,11 +252,21 @@ class QualityConfig(_Model):
     rework_from: str | None = None
 
 
+class PostponementConfig(_Model):
+    """``[postponement]``: the family's decoupling point (docs/postponement.md)."""
+
+    generic: list[NonBlank] = Field(min_length=1)
+    """The leading steps whose result depends on the variant alone: made ahead, to stock."""
+    variant: list[Identifier] = Field(min_length=1)
+    """The options that make two blanks interchangeable (a size class: a choice option)."""
+
+
 class FamilyConfig(_Model):
     """A whole product family file."""
 
     family: FamilySection
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    postponement: PostponementConfig | None = None
     options: dict[Identifier, OptionConfig] = Field(default_factory=dict)
     rules: list[RuleConfig] = Field(default_factory=list)
     steps: list[StepConfig] = Field(min_length=1)

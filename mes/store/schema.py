@@ -21,10 +21,10 @@ from mes.errors import StoreError
 from mes.store.tables import COUNTER, META
 
 #: Revisions this version knows, oldest first; the last is the one it runs on.
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 _LOCK = 7_243_117  # the advisory lock key (PostgreSQL) that serialises schema changes
-_COUNTERS = ("job_id", "fence")
+_COUNTERS = ("job_id", "fence", "stock")
 
 
 @dataclass(frozen=True, slots=True)

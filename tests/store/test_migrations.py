@@ -55,7 +55,7 @@ def test_a_new_database_is_created_at_the_newest_revision(db_url: str) -> None:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
         counters = dict(conn.execute(text("SELECT name, value FROM counter")).all())
     store.close()
-    assert counters == {"job_id": 0, "fence": 0}
+    assert counters == {"job_id": 0, "fence": 0, "stock": 0}
 
 
 @pytest.mark.parametrize("revision", REVISIONS[:-1])

@@ -94,7 +94,7 @@ def test_demo_plant_loads() -> None:
     assert plant.path == REPO / "config" / "plant.toml"
     assert plant.config.plant.name == "Demo plant"
     assert len(plant.cells) == 7
-    assert sorted(plant.families) == ["nameplate", "phone-stand", "sign"]
+    assert sorted(plant.families) == ["coaster", "nameplate", "phone-stand", "sign"]
     assert plant.family_files["phone-stand"].name == "phone_stand.toml"
     router = plant.cell("router-1")
     assert router.capabilities == ["cnc.route", "laser.engrave"]
@@ -252,7 +252,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert (problem.line, problem.path) == (1, "owner")
     assert (
         problem.reason
-        == "unknown key (allowed: plant, cells, register_maps, opcua_server, mqtt, intake)"
+        == "unknown key (allowed: plant, cells, register_maps, opcua_server, mqtt, intake, stock)"
     )
 
 
