@@ -43,7 +43,15 @@ from mes.domain import (
 from mes.errors import OrderError, Problem, StoreError
 from mes.store import schema
 from mes.store.outbox import OutboxStore
-from mes.store.rows import _apply, _insert_messages, _job_row, _row, _step, _unit
+from mes.store.rows import (
+    _apply,
+    _insert_messages,
+    _insert_programs,
+    _job_row,
+    _row,
+    _step,
+    _unit,
+)
 from mes.store.sharing import SharingStore, notify
 from mes.store.stock import StockStore, take_blanks
 from mes.store.tables import (
@@ -411,8 +419,7 @@ class Store(WatcherReads, SharingStore, OutboxStore, StockStore):
             new_orders = [_row(ORDERS, o) for o in orders if o.id not in same]
             if new_orders:
                 conn.execute(insert(ORDERS), new_orders)
-            if new_programs:
-                conn.execute(insert(PROGRAMS), new_programs)
+            _insert_programs(conn, new_programs)
             if units:
                 conn.execute(insert(UNITS), [_row(UNITS, u) for u in units])
                 conn.execute(insert(STEPS), [_row(STEPS, s) for u in units for s in u.steps])

@@ -27,6 +27,7 @@ from mes.store.tables import (
     EVENTS,
     JOBS,
     OUTBOX,
+    PROGRAMS,
     REQUESTS,
     STEPS,
     UNITS,
@@ -120,6 +121,20 @@ def _apply(conn: Connection, changes: Changes) -> None:
         conn.execute(_UNIT_UPDATE, [{"k": u, "custodian": c} for u, c in changes.custody.items()])
         if "" in changes.custody.values():
             notify(conn)  # units let go: others may take them
+
+
+def _insert_programs(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert programs, skipping any another transaction inserted meanwhile: programs
+    are content-addressed (same id, same body), so two releases of one program at the
+    same time both succeed (PostgreSQL would otherwise refuse the second's key)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(PROGRAMS).on_conflict_do_nothing(index_elements=["id"]), rows)
+    else:  # SQLite: one writer at a time, the caller's check suffices
+        conn.execute(insert(PROGRAMS), rows)
 
 
 def _insert_messages(conn: Connection, messages: Iterable[Message]) -> None:

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from mes.domain import Event, Order, Program, StepState, Unit, UnitState
 from mes.domain.stock import CONSUMED, IN_STOCK, SCRAPPED, Blank, take_blank, wants_blank
 from mes.errors import DomainError, NotFound
-from mes.store.rows import _insert_messages, _row
+from mes.store.rows import _insert_messages, _insert_programs, _row
 from mes.store.sharing import notify
 from mes.store.tables import BLANKS, COUNTER, EVENTS, ORDERS, PROGRAMS, STEPS, UNITS
 
@@ -285,8 +285,7 @@ def _insert(
         if pid not in known
     ]
     conn.execute(insert(ORDERS), [_row(ORDERS, o) for o in orders])
-    if fresh:
-        conn.execute(insert(PROGRAMS), fresh)
+    _insert_programs(conn, fresh)
     conn.execute(insert(UNITS), [_row(UNITS, u) for u in units])
     conn.execute(insert(STEPS), [_row(STEPS, s) for u in units for s in u.steps])
     if events:

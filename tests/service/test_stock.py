@@ -14,6 +14,7 @@ from mes.service.order_files import OrderSpec, UnitSpec
 from mes.service.release import release
 from mes.service.stock import StockKeeper, StockTarget
 from mes.store import Store
+from routing.expr import Expression
 from routing.family import (
     Family,
     OptionKind,
@@ -22,7 +23,6 @@ from routing.family import (
     StepSpec,
     variant_key,
 )
-from routing.expr import Expression
 from tests.service.conftest import FAST, Plant, running
 
 #: A tag: a blank printed in a material (generic), then the buyer's text engraved.
@@ -62,7 +62,9 @@ def build(store: Store, targets: list[StockTarget], speed: float = 200.0) -> Pla
 
 
 def order(store: Store, order_id: str, *materials: str) -> list[str]:
-    units = tuple(UnitSpec("tag", {"material": m}, f"unit {n}", None) for n, m in enumerate(materials))
+    units = tuple(
+        UnitSpec("tag", {"material": m}, f"unit {n}", None) for n, m in enumerate(materials)
+    )
     release(
         store,
         [OrderSpec(order_id, 0, None, units, "test", None)],
@@ -123,7 +125,9 @@ async def test_customer_work_goes_first_and_stock_fills_only_idle_time(store):
     units = order(store, "C1", "pla", "pla", "pla", "pla")
     async with running(plant):
         for unit_id in units:
-            await plant.wait_for(lambda e, u=unit_id: e.subject == u and e.transition == "finish", 10)
+            await plant.wait_for(
+                lambda e, u=unit_id: e.subject == u and e.transition == "finish", 10
+            )
     dispatches = [
         e.subject.split("/")[0]
         for e in plant.events
