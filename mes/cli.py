@@ -22,6 +22,7 @@ import typer
 
 from mes.cli_bench import bench_app
 from mes.cli_db import db_app
+from mes.cli_format import driven_by, json_default, result, table, when
 from mes.cli_mqtt import mqtt_app
 from mes.dashboard.command import dashboard as dashboard_command
 from mes.errors import InputError, MesError, NotFound
@@ -338,12 +339,12 @@ def check(
         f"{len(plant.families)} product families"
     )
     rows = [[c.name, c.driver.kind, ", ".join(c.capabilities)] for c in plant.cells]
-    print(_table(["cell", "driver", "capabilities"], rows))
+    print(table(["cell", "driver", "capabilities"], rows))
     rows = [
         [f.name, str(len(f.options)), str(len(f.rules)), _plan_outline(f)]
         for f in plant.families.values()
     ]
-    print(_table(["family", "options", "rules", "process plan (? conditional)"], rows))
+    print(table(["family", "options", "rules", "process plan (? conditional)"], rows))
 
 
 # -- orders, units, cells ------------------------------------------------------------------
@@ -393,21 +394,21 @@ def order_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     finally:
         store.close()
     if as_json:
-        print(json.dumps(orders, default=_json_default, indent=1))
+        print(json.dumps(orders, default=json_default, indent=1))
         return
     rows = [
         [
             o["id"],
-            _when(o["released_at"]),
+            when(o["released_at"]),
             str(o["priority"]),
-            _when(o["due"]),
+            when(o["due"]),
             str(sum(o["units"].values())),
             ", ".join(f"{n} {s}" for s, n in sorted(o["units"].items())),
         ]
         for o in orders
     ]
     print(
-        _table(["order", "released", "prio", "due", "units", "states"], rows)
+        table(["order", "released", "prio", "due", "units", "states"], rows)
         if rows
         else "no orders"
     )
@@ -428,7 +429,7 @@ def unit_show(
     if record is None:
         raise NotFound(f"no unit {unit_id!r} in {store.url}")
     if as_json:
-        print(json.dumps(record, default=_json_default, indent=1))
+        print(json.dumps(record, default=json_default, indent=1))
         return
     options = ", ".join(f"{k}={v!r}" for k, v in record["options"].items())
     print(
@@ -448,13 +449,13 @@ def unit_show(
                     str(job["id"]) if job else "",
                     job["cell"] if job else "",
                     (job["program_id"] if job else step["program_id"])[:12],
-                    _when(job["started_at"]) if job else "",
-                    _when(job["finished_at"]) if job else "",
-                    _result(job) if job else "",
+                    when(job["started_at"]) if job else "",
+                    when(job["finished_at"]) if job else "",
+                    result(job) if job else "",
                 ]
             )
     print(
-        _table(
+        table(
             [
                 "#",
                 "step",
@@ -475,13 +476,14 @@ def unit_show(
 @cell_app.command("list")
 def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every cell, with its last recorded state and the controller that drives it."""
+    now = datetime.now(UTC)
     store = Store.open(db)
     try:
         cells = store.cells()
     finally:
         store.close()
     if as_json:
-        print(json.dumps(cells, default=_json_default, indent=1))
+        print(json.dumps(cells, default=json_default, indent=1))
         return
     rows = [
         [
@@ -490,13 +492,13 @@ def cell_list(db: DbOption = None, as_json: JsonOption = False) -> None:
             c["driver_kind"],
             ", ".join(c["capabilities"]),
             str(c["job_id"] or ""),
-            _when(c["updated_at"]),
-            c["controller"] or "-",
+            when(c["updated_at"]),
+            driven_by(c, now),
         ]
         for c in cells
     ]
     print(
-        _table(["cell", "state", "driver", "capabilities", "job", "since", "controller"], rows)
+        table(["cell", "state", "driver", "capabilities", "job", "since", "controller"], rows)
         if rows
         else "no cells recorded yet: start the controller (mes run or mes demo)"
     )
@@ -541,7 +543,7 @@ def cell_times(
         f"share of the last {hours:g} h in each state "
         "(idle is blocked while work it could do waited, else starved):"
     )
-    print(_table(["cell", *CATEGORIES, "availability"], rows) if rows else "no cells recorded")
+    print(table(["cell", *CATEGORIES, "availability"], rows) if rows else "no cells recorded")
 
 
 # -- operator requests --------------------------------------------------------------
@@ -674,7 +676,7 @@ def alarm_list(
     finally:
         store.close()
     if as_json:
-        print(json.dumps(alarms, default=_json_default, indent=1))
+        print(json.dumps(alarms, default=json_default, indent=1))
         return
     rows = [
         [
@@ -683,13 +685,13 @@ def alarm_list(
             "active" if a["active"] else "cleared",
             f"acked by {a['acked_by']}" if a["acked_at"] else "UNACKED",
             a["cell"],
-            _when(a["raised_at"]),
+            when(a["raised_at"]),
             a["text"],
         ]
         for a in alarms
     ]
     print(
-        _table(["id", "severity", "state", "ack", "cell", "raised", "text"], rows)
+        table(["id", "severity", "state", "ack", "cell", "raised", "text"], rows)
         if rows
         else "no alarms"
     )
@@ -737,36 +739,6 @@ def _plan_outline(family: Family) -> str:
     for step in sorted(family.steps, key=lambda s: seqs[s.name]):
         groups.setdefault(stage[step.name], []).append(step.name + ("?" if step.when else ""))
     return " > ".join(" | ".join(names) for _, names in sorted(groups.items()))
-
-
-def _result(job: dict[str, Any]) -> str:
-    result = job.get("result") or {}
-    if "code" in result:
-        return f"{result['code']} {result.get('text', '')}"
-    if "text" in result:
-        return f"{result.get('outcome', '')}: {result['text']}"
-    measurements = result.get("measurements") or {}
-    text = " ".join(f"{k}={v}" for k, v in measurements.items())
-    return f"{result.get('outcome', '')} {text}".strip()
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
-
-
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
