@@ -68,6 +68,7 @@ from mes.store.tables import (
     STEPS,
     UNITS,
 )
+from mes.store.tracking import TrackingReads
 from mes.store.watching import _FINISHED, WatcherReads
 
 DEFAULT_DB = "sqlite:///mes.db"
@@ -251,7 +252,7 @@ class PlantCounts:
     """Cell ("" for the plant) -> texts of its active alarms, newest first."""
 
 
-class Store(WatcherReads, SharingStore, OutboxStore, StockStore):
+class Store(WatcherReads, SharingStore, OutboxStore, StockStore, TrackingReads):
     """Durable record of orders, units, steps, jobs, cells and the journal."""
 
     def __init__(self, engine: Engine) -> None:
