@@ -24,6 +24,7 @@ from mes.cli_bench import bench_app
 from mes.cli_db import db_app
 from mes.cli_format import driven_by, json_default, result, table, when
 from mes.cli_mqtt import mqtt_app
+from mes.cli_stock import order_status, stock_app
 from mes.dashboard.command import dashboard as dashboard_command
 from mes.errors import InputError, MesError, NotFound
 from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
@@ -53,6 +54,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(certs_app, name="certs")
 app.add_typer(db_app, name="db")
 app.add_typer(mqtt_app, name="mqtt")
+app.add_typer(stock_app, name="stock")
+order_app.command("status")(order_status)
 
 DbOption = Annotated[
     str | None,
@@ -436,6 +439,12 @@ def unit_show(
         f"unit {record['id']}  order {record['order_id']}  family {record['family']}  "
         f"state {record['state']}\noptions: {options}"
     )
+    if record["blank"]:
+        blank = record["blank"]
+        print(
+            f"started from blank {blank['id']} (made {when(blank['made_at'])} on "
+            f"{', '.join(blank['cells']) or '?'}): its generic steps are that blank's record"
+        )
     rows = []
     for step in record["steps"]:
         jobs = step["jobs"] or [None]

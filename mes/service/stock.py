@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mes.domain import Event, Order, Program, StepEvent, Unit, UnitState
+from mes.domain import Event, Order, Program, StepEvent, StepState, Unit, UnitState
 from mes.domain.stock import STOCK_PRIORITY, STOCK_SOURCE
 from mes.errors import OrderError, Problem, StoreError
 from mes.service.release import ReleaseMessages, _place, _unit
@@ -174,6 +174,21 @@ def choose(
     return chosen
 
 
+def _work_coming(controller: Controller, cell: IdleCell) -> bool:
+    """Whether a customer's step this cell could take is ready but not offered yet (its
+    G-code is being made): the cell is not idle for long, and not for stock."""
+    for step in controller.steps.values():
+        if (
+            step.state is StepState.READY
+            and step.id not in controller.ready
+            and step.capability in cell.capabilities
+            and (not step.cells or cell.name in step.cells)
+            and controller.ready.runnable(controller.units[step.unit_id])
+        ):
+            return True
+    return False
+
+
 class StockKeeper:
     """Keeps the plant's stock targets with the idle time of one controller's cells."""
 
@@ -214,6 +229,7 @@ class StockKeeper:
                 continue
             self._wake.clear()
             idle, self._idle = self._idle, []
+            idle = [c for c in idle if not _work_coming(controller, c)]
             waiting = self._waiting(controller)
             if len(idle) <= waiting:
                 continue
