@@ -60,6 +60,8 @@ def check_postponement(
         return issues, None
     generic = set(section.generic)
     issues += _leading(config, generic)
+    if issues:
+        return issues, None  # which steps are generic is wrong: what they use is moot
     variant = set(section.variant)
     for i, spec in enumerate(family.steps):
         if spec.name in generic:
