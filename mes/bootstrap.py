@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -463,10 +463,11 @@ def plant_server(plant: Plant, controller: Controller, store: Store) -> PlantSer
 
 @contextlib.asynccontextmanager
 async def serving_faces(
-    plant: Plant, controller: Controller, store: Store
+    plant: Plant, controller: Controller, store: Store, *, speed: float = 1.0
 ) -> AsyncIterator[PlantServer | None]:
     """Serve the plant's faces (as configured) for the duration of the block: OPC UA,
-    MQTT (publishing the outbox) and order intake (topic, folder).
+    MQTT (publishing the outbox, each order's status) and order intake (topic, folder).
+    ``speed``: plant seconds per wall second (simulated cells), for order estimates.
 
     Raises:
         MesError: it cannot listen, or its certificate, key or secrets cannot be read.
@@ -475,10 +476,38 @@ async def serving_faces(
         if plant.config.mqtt is not None or plant.config.intake is not None:
             from mes.mqtt.serve import serving_mqtt
 
-            await stack.enter_async_context(
+            publisher = await stack.enter_async_context(
                 serving_mqtt(plant, store, controller.recorder.subscribe)
             )
+            if publisher is not None:
+                await stack.enter_async_context(
+                    _tracking_orders(plant, controller, store, publisher.wake, speed)
+                )
         yield await stack.enter_async_context(_serving_opcua(plant, controller, store))
+
+
+@contextlib.asynccontextmanager
+async def _tracking_orders(
+    plant: Plant, controller: Controller, store: Store, wake: Callable[[], None], speed: float
+) -> AsyncIterator[None]:
+    """Each order's status on MQTT while the block runs (the leader of a shared plant)."""
+    from mes.mqtt.orders import OrderTracker, tracking
+    from mes.mqtt.serve import plant_namespace
+
+    ns = plant_namespace(plant)
+    assert ns is not None
+    tracker = OrderTracker(
+        store,
+        ns,
+        cell_setups(plant),
+        plant.config.plant.dispatch,
+        clock=controller.clock,
+        leader=lambda: controller.membership.leader,
+        wake=wake,
+        speed=speed,
+    )
+    async with tracking(tracker):
+        yield
 
 
 @contextlib.asynccontextmanager

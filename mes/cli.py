@@ -143,7 +143,7 @@ def demo(
             controller = build_controller(
                 config, store, speed=speed, seed=seed, actor="demo", read_only=read_only
             )
-            async with serving_faces(config, controller, store):
+            async with serving_faces(config, controller, store, speed=speed):
                 return await run_demo(
                     config,
                     store,
@@ -309,7 +309,7 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, controller.stop)
-        async with serving_faces(config, controller, store) as face:
+        async with serving_faces(config, controller, store, speed=speed) as face:
             scope = "a fair share of" if sharing.cells is None else f"{len(sharing.cells)} of"
             print(
                 f"controller running ({name}): {scope} {len(config.cells)} cells, "

@@ -9,6 +9,7 @@ The tree (docs/mqtt.md has it whole, with a payload of each kind)::
     <enterprise>/<site>/alarms                       alarms raised, cleared, acknowledged
     <enterprise>/<site>/orders/in                    orders taken in (when enabled)
     <enterprise>/<site>/orders/results               what became of each order taken in
+    <enterprise>/<site>/orders/<order>/status        retained: the order as its customer sees it
     <enterprise>/<site>/mes/status                   retained: the controller on/offline
 
 Payloads are JSON objects with times as ISO 8601 UTC (``...Z``). A payload made from a
@@ -91,6 +92,9 @@ class Namespace:
 
     def unit(self, unit_id: str, leaf: str) -> str:
         return f"{self.root}/units/{unit_id}/{leaf}"
+
+    def order(self, order_id: str, leaf: str) -> str:
+        return f"{self.root}/orders/{order_id}/{leaf}"
 
     @property
     def alarms(self) -> str:

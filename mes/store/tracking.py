@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from mes.domain.stock import STOCK_SOURCE
-from mes.store.tables import BLANKS, CELLS, JOBS, ORDERS, STEPS, UNITS
+from mes.store.tables import BLANKS, CELLS, EVENTS, JOBS, ORDERS, STEPS, UNITS
 from mes.store.watching import _FINISHED
 
 _STEP_COLUMNS = (
@@ -98,6 +98,42 @@ class TrackingReads:
                 )
             }
         return {"units": list(units.values()), "cells": cells, "loaded": loaded}
+
+    def open_orders(self) -> list[str]:
+        """Customer orders with a unit not finished (done or scrapped)."""
+        query = (
+            select(UNITS.c.order_id)
+            .join(ORDERS, ORDERS.c.id == UNITS.c.order_id)
+            .where(UNITS.c.state.not_in(_FINISHED), ORDERS.c.source != STOCK_SOURCE)
+            .distinct()
+        )
+        with self._read() as conn:
+            return sorted(conn.execute(query).scalars())
+
+    def touched_orders(self, after_id: int, limit: int = 10_000) -> tuple[list[str], int]:
+        """Customer orders whose units or steps have journal entries after ``after_id``,
+        and the last entry id read (at most ``limit`` entries at a time)."""
+        query = (
+            select(EVENTS.c.id, EVENTS.c.subject)
+            .where(EVENTS.c.id > after_id, EVENTS.c.kind.in_(("unit", "step")))
+            .order_by(EVENTS.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                return [], after_id
+            units = sorted({str(r.subject).split("/", 1)[0] for r in rows})
+            orders: set[str] = set()
+            for start in range(0, len(units), 500):
+                found = (
+                    select(UNITS.c.order_id)
+                    .join(ORDERS, ORDERS.c.id == UNITS.c.order_id)
+                    .where(UNITS.c.id.in_(units[start : start + 500]))
+                    .where(ORDERS.c.source != STOCK_SOURCE)
+                )
+                orders.update(conn.execute(found).scalars())
+        return sorted(orders), int(rows[-1].id)
 
     def lead_times(self, since: datetime) -> list[dict[str, Any]]:
         """Customer units done at or after ``since`` (no stock units): id, family,
