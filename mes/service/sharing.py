@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from mes.domain import CellEvent, CellState, Event, StepState, UnitState
@@ -75,10 +76,18 @@ async def hand_over(controller: Controller, excess: int) -> None:
     if excess <= 0:
         draining.clear()
         return
-    for name in sorted(membership.leases, key=lambda n: (not idle(n), n)):
+    # Idle cells first, and of those the kinds held most of: what stays can still make
+    # whole units.
+    kinds = Counter(controller.cells[n].capabilities for n in membership.leases)
+    order = sorted(
+        membership.leases,
+        key=lambda n: (not idle(n), -kinds[controller.cells[n].capabilities], n),
+    )
+    for name in order:
         if len(draining) >= excess:
             break
         draining.add(name)
+        kinds[controller.cells[name].capabilities] -= 1
     going = sorted(name for name in draining if idle(name))
     if not going:
         return
@@ -148,9 +157,10 @@ async def claim_work(controller: Controller) -> None:
         units = await membership.claim()
     else:
         capabilities = {c for cell in drivable for c in cell.capabilities}
-        want = membership.options.claim_ahead * len(drivable) - len(controller.ready)
-        if want <= 0:
-            return
+        full = membership.options.claim_ahead * len(drivable)
+        if len(controller.ready) > full // 2:
+            return  # enough in hand: claim in batches, not a unit at a time
+        want = full - len(controller.ready)
         units = await membership.claim(capabilities=capabilities, limit=want)
         membership.dry = len(units) < want
     await controller.take(units)

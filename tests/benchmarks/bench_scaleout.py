@@ -5,11 +5,12 @@ Run: .venv/bin/python tests/benchmarks/bench_scaleout.py [--units N] [--cells N]
 
 Scale-out as a plant does it: each controller comes with its own cells. For N = 1, 2
 and 3 controllers, a fresh schema gets a plant of N x ``--cells`` instantaneous
-simulated cells (``kind = "sim"``, jobs take nanoseconds) and N x ``--units`` units of
-three steps; N ``mes run`` processes share it (each leases a fair share, ``--cells``
-cells) until every unit is done. Printed: steps per second (first dispatch to last
-completion, from the journal), the CPU seconds the controllers and the database's
-processes used meanwhile, steps per CPU-second, and database transactions per step.
+simulated cells (``kind = "sim"``, jobs take nanoseconds, every kind in each
+controller's share), N ``mes run --cells ...`` processes start on it, and then N x
+``--units`` units of three steps are released at once, until every unit is done.
+Printed: steps per second (first dispatch to last completion, from the journal), the
+CPU seconds the controllers and the database's processes used meanwhile, steps per
+CPU-second, and database transactions per step.
 Every unit is free to go to any controller: claiming custody (``SKIP LOCKED``) and the
 fencing checks are all there is between them.
 
@@ -64,19 +65,25 @@ duration_s = 1
 """
 
 
-def write_plant(folder: Path, cells: int) -> Path:
+def write_plant(folder: Path, controllers: int, cells: int) -> tuple[Path, list[str]]:
+    """The plant, and each controller's cells (a mix of every kind) as ``--cells``."""
     (folder / "products").mkdir(parents=True)
     (folder / "products" / "part.toml").write_text(FAMILY)
     text = f'[plant]\nname = "Scale-out bench"\nproducts = "{folder / "products"}"\n'
-    for n in range(cells):
-        capability = ("cut", "mark", "check")[n % 3]
-        text += (
-            f'\n[[cells]]\nname = "{capability}-{n:02}"\ncapabilities = ["{capability}"]\n'
-            '[cells.driver]\nkind = "sim"\nspeed = 1e9\n'
-        )
+    owned = []
+    for c in range(controllers):
+        names = []
+        for n in range(cells):
+            capability = ("cut", "mark", "check")[n % 3]
+            names.append(f"{capability}-{c}{n:02}")
+            text += (
+                f'\n[[cells]]\nname = "{names[-1]}"\ncapabilities = ["{capability}"]\n'
+                '[cells.driver]\nkind = "sim"\nspeed = 1e9\n'
+            )
+        owned.append(",".join(names))
     path = folder / "plant.toml"
     path.write_text(text)
-    return path
+    return path, owned
 
 
 def write_orders(path: Path, units: int) -> Path:
@@ -121,7 +128,7 @@ def transactions(plain: str) -> int:
     return int(row[0]) if row else 0
 
 
-def run(plant: Path, orders: Path, controllers: int, units: int) -> dict[str, float]:
+def run(plant: Path, owned: list[str], orders: Path, units: int) -> dict[str, float]:
     import psycopg
 
     schema = f"mes_bench_{uuid.uuid4().hex[:10]}"
@@ -132,18 +139,12 @@ def run(plant: Path, orders: Path, controllers: int, units: int) -> dict[str, fl
     procs: list[subprocess.Popen[str]] = []
     store = Store.open(url)
     try:
-        released = subprocess.run(
-            [*MES, "order", "release", str(orders), "--plant", str(plant), "--db", url],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert released.returncode == 0, released.stderr
-        # Controllers start one after the other and wait, idle, for the units' release...
+        # The controllers start, each with its cells, and wait for work...
         base: dict[int, float] = {}
-        for n in range(controllers):
+        for n, cells in enumerate(owned):
+            command = ["run", "--plant", str(plant), "--db", url, "--headless"]
             proc = subprocess.Popen(
-                [*MES, "run", "--plant", str(plant), "--db", url, "--headless", "--name", f"c{n}"],
+                [*MES, *command, "--name", f"c{n}", "--cells", cells],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -155,9 +156,18 @@ def run(plant: Path, orders: Path, controllers: int, units: int) -> dict[str, fl
                 if "controller running" in line:
                     break
             base[proc.pid] = cpu_s(proc.pid)
-        db_base, xact_base = database_cpu_s(), transactions(plain)
         for proc in procs:  # drain their output so they never block on a full pipe
             subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
+        db_base, xact_base = database_cpu_s(), transactions(plain)
+        # ... which comes, for all of them at once (the release is counted for the
+        # database: the same per unit whatever the count of controllers).
+        released = subprocess.run(
+            [*MES, "order", "release", str(orders), "--plant", str(plant), "--db", url],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert released.returncode == 0, released.stderr
         deadline = time.monotonic() + 600
         while sum(1 for s in store.unit_states().values() if s == "done") < units:
             if time.monotonic() > deadline:
@@ -208,11 +218,10 @@ def main() -> None:
     results = {}
     with TemporaryDirectory(prefix="bench-scaleout-") as folder:
         for controllers in (1, 2, 3):
-            plant = write_plant(Path(folder) / str(controllers), args.cells * controllers)
-            orders = write_orders(
-                Path(folder) / f"orders-{controllers}.toml", args.units * controllers
-            )
-            r = results[controllers] = run(plant, orders, controllers, args.units * controllers)
+            plant, owned = write_plant(Path(folder) / str(controllers), controllers, args.cells)
+            units = args.units * controllers
+            orders = write_orders(Path(folder) / f"orders-{controllers}.toml", units)
+            r = results[controllers] = run(plant, owned, orders, units)
             print(
                 f"  {controllers} controller{'s' if controllers > 1 else ' '}: "
                 f"{r['steps']:.0f} steps in {r['window_s']:.1f} s = {r['rate']:.0f} steps/s; "

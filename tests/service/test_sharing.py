@@ -196,3 +196,40 @@ async def test_a_release_wakes_an_idle_controller_at_once(pg_url: str) -> None:
         made.stop()
         await task
         store.close()
+
+
+def test_the_cells_named_on_the_command_line_are_the_ones_a_controller_may_drive(
+    tmp_path, fast_plant_file
+) -> None:
+    """``mes run --cells`` and ``--area`` reach the controller (bootstrap wires them)."""
+    from mes.bootstrap import build_controller, sharing_options
+    from mes.errors import InputError
+    from mes.settings import load_plant
+
+    plant = load_plant(fast_plant_file)
+    store = Store.open(f"sqlite:///{tmp_path / 'mes.db'}")
+    sharing = sharing_options(plant, "hall-a", ["printer-1", "laser-1"])
+    controller = build_controller(plant, store, actor="hall-a", sharing=sharing)
+    assert controller.membership.options.cells == {"printer-1", "laser-1"}
+    assert controller.membership.wanted == ["laser-1", "printer-1"]
+    with pytest.raises(InputError, match="no cell 'printer-9'"):
+        sharing_options(plant, "hall-a", ["printer-9"])
+    with pytest.raises(InputError, match="no cell in area 'hall-z'"):
+        sharing_options(plant, "hall-a", area="hall-z")
+    store.close()
+
+
+@pytest.fixture
+def fast_plant_file(tmp_path):
+    from tests.conftest import REPO
+    from tests.e2e.conftest import FAST_CELLS
+
+    text = f'[plant]\nname = "Fast"\nproducts = "{REPO / "config" / "products"}"\n'
+    for name, capabilities in FAST_CELLS.items():
+        caps = ", ".join(f'"{c}"' for c in capabilities)
+        text += (
+            f'\n[[cells]]\nname = "{name}"\ncapabilities = [{caps}]\n[cells.driver]\nkind = "sim"\n'
+        )
+    path = tmp_path / "plant.toml"
+    path.write_text(text)
+    return path
