@@ -193,6 +193,7 @@ class Reader:
             needs=needs,
             jobs=self.store.finished_jobs(start),
             units=self.store.finished_units(start),
+            lead_rows=self.store.lead_times(start),
             factors=self.factors,
             target_h=self.target_h,
             ideal_h=ideal_rate(count, work, by_capability),

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mes.domain.accounting import CATEGORIES, availability, state_times, waiting_intervals
+from mes.domain.tracking import Interval, LeadSummary, LeadTime, lead_time, summarise
 
 BUCKETS = 48
 
@@ -67,6 +68,9 @@ class Performance:
     plant: Oee
     buckets: tuple[int, ...]
     """Units done per bucket, oldest first, ``BUCKETS`` buckets across the window."""
+    lead: LeadSummary | None = None
+    """Customer units done in the window: lead time and where it went (custom work,
+    their own generic work, waiting), and how many started from a blank."""
 
 
 def ideal_rate(
@@ -101,6 +105,7 @@ def compute(
     target_h: float | None = None,
     ideal_h: float | None = None,
     active_since: datetime | None = None,
+    lead_rows: Iterable[Mapping[str, Any]] = (),
 ) -> Performance:
     """Figures for the window of ``window_s`` plant seconds ending ``now``.
 
@@ -115,6 +120,7 @@ def compute(
         factors: cell -> capability -> duration factor.
         target_h: the operator's target (units per hour), else ``ideal_h`` is used.
         active_since: when the plant first did something in the window.
+        lead_rows: ``Store.lead_times`` rows of the window (customer units done, jobs).
     """
     wall = timedelta(seconds=window_s / speed)
     start = now - wall
@@ -171,7 +177,16 @@ def compute(
         cells=tuple(out),
         plant=plant,
         buckets=tuple(buckets),
+        lead=summarise([(_lead(u, now, speed), bool(u["blank"])) for u in lead_rows]),
     )
+
+
+def _lead(unit: Mapping[str, Any], now: datetime, speed: float) -> LeadTime:
+    jobs = [
+        Interval(bool(j["generic"]), j["started_at"] or j["dispatched_at"], j["finished_at"])
+        for j in unit["jobs"]
+    ]
+    return lead_time(unit["released_at"], unit["finished_at"], jobs, now, speed)
 
 
 def _with_start(

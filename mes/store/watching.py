@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select
 
 from mes.domain import StepState, UnitState
+from mes.domain.stock import STOCK_SOURCE
 from mes.store.tables import CELLS, EVENTS, JOBS, ORDERS, STEPS, UNITS
 
 _FINISHED = (UnitState.DONE.value, UnitState.SCRAPPED.value)
@@ -167,11 +168,16 @@ class WatcherReads:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def finished_units(self, since: datetime) -> list[dict[str, Any]]:
-        """Units done or scrapped at or after ``since``: id, family, state, released_at,
-        finished_at (lead times, throughput, quality)."""
-        query = select(
-            UNITS.c.id, UNITS.c.family, UNITS.c.state, UNITS.c.released_at, UNITS.c.finished_at
-        ).where(UNITS.c.finished_at >= since)
+        """Customer units done or scrapped at or after ``since`` (blanks made ahead are
+        not the plant's output): id, family, state, released_at, finished_at (lead
+        times, throughput, quality)."""
+        query = (
+            select(
+                UNITS.c.id, UNITS.c.family, UNITS.c.state, UNITS.c.released_at, UNITS.c.finished_at
+            )
+            .join(ORDERS, ORDERS.c.id == UNITS.c.order_id)
+            .where(UNITS.c.finished_at >= since, ORDERS.c.source != STOCK_SOURCE)
+        )
         with self._read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 

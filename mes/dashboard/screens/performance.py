@@ -60,6 +60,14 @@ class PerformanceScreen(DashboardScreen):
             if perf.lead_mean_s is not None and perf.lead_median_s is not None
             else "lead time: no unit done yet"
         )
+        if perf.lead is not None:
+            split = perf.lead
+            lead = (
+                f"lead time mean {duration(split.mean_s)}, p95 {duration(split.p95_s)} "
+                f"({split.units} units, {split.from_stock} from stock)\n"
+                f"   = custom {duration(split.custom_s)} + generic {duration(split.generic_s)}"
+                f" + waiting {duration(split.waiting_s)}"
+            )
         plant = perf.plant
         scale = f" (plant time, x{self.dashboard.speed:g})" if self.dashboard.speed != 1 else ""
         self.query_one("#perf-summary", Static).update(
