@@ -175,8 +175,11 @@ def choose(
 
 
 def _work_coming(controller: Controller, cell: IdleCell) -> bool:
-    """Whether a customer's step this cell could take is ready but not offered yet (its
-    G-code is being made): the cell is not idle for long, and not for stock."""
+    """Whether customer work is on its way to this cell: the optimizer's plan holds steps
+    for it, or a step it could take is ready but not offered yet (its G-code is being
+    made). Then the cell is not idle for long, and not for stock."""
+    if controller.ready.dispatcher.waits_for_plan(cell.name):
+        return True
     for step in controller.steps.values():
         if (
             step.state is StepState.READY

@@ -12,6 +12,7 @@ planned from it would be).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from mes.errors import OrderError
@@ -152,7 +153,7 @@ def check_stages(config: FamilyConfig, cells: Sequence[CellConfig]) -> list[Issu
     for i, step in enumerate(config.steps):
         stage = (step.stage or "").lower()
         for cell in cells:
-            if cell.name.lower() in stage:
+            if re.search(rf"(?<![\w-]){re.escape(cell.name.lower())}(?![\w-])", stage):
                 issues.append(
                     Issue(
                         ("steps", i, "stage"),

@@ -335,6 +335,11 @@ class Dispatcher:
             pairs += self.assign(list(free.values()))  # what the plan held back
         return pairs
 
+    def waits_for_plan(self, cell: str) -> bool:
+        """Whether the plan holds steps for ``cell`` that are not dispatched yet (the cell
+        idles for them by design: its next planned step is not ready yet)."""
+        return any(self._planned_for.get(s) == cell for s in self._plan.get(cell, ()))
+
     def unreserve(self, cell: IdleCell) -> int:
         """Open every ready step reserved by the plan that ``cell`` could run.
 

@@ -12,6 +12,7 @@ import pytest
 from mes.settings import load_plant
 from routing.family import variant_key, variant_values
 from routing.planner import plan, plan_blank
+from routing.scheduling.dispatch import IdleCell
 from tests.conftest import REPO
 from tests.unit.test_settings import PLANT, only_problem, problems_of, write
 
@@ -250,3 +251,19 @@ def test_a_variants_key_does_not_depend_on_how_numbers_were_written() -> None:
     )
     assert variant_values(variant_key({"size": 160.5})) == {"size": 160.5}
     assert variant_values("") == {}
+
+
+def test_a_cell_waiting_for_its_planned_step_is_not_idle_for_stock() -> None:
+    from routing.scheduling.dispatch import Dispatcher, ReadyStep
+
+    dispatcher = Dispatcher("rank")
+    dispatcher.follow({"p1": ["A/print"], "p2": []})
+    assert dispatcher.waits_for_plan("p1") and not dispatcher.waits_for_plan("p2")
+    dispatcher.add(ReadyStep("A/print", "print.fdm", 60.0))
+    assert dispatcher.pick(IdleCell("p1", frozenset({"print.fdm"}))) is not None
+    assert not dispatcher.waits_for_plan("p1")  # dispatched: nothing planned is left
+
+
+def test_a_stage_may_contain_a_cell_name_inside_a_word(tmp_path: Path) -> None:
+    write(tmp_path, families={"tag": TAG.replace('stage = "engraving"', 'stage = "xbench-1s"')})
+    assert load_plant(tmp_path).families["tag"].steps[1].stage == "xbench-1s"
