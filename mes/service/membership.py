@@ -170,19 +170,24 @@ class Membership:
         share = len(self.wanted)
         if self.options.cells is None:
             share = math.ceil(len(self.plant) / (1 + self.others))
-        wanted = self._preferred([c for c in self.wanted if c not in self.leases])
-        gained = await asyncio.to_thread(
-            self.store.acquire, self.id, wanted, self.ttl_s, self.host, share - len(self.leases)
-        )
-        self.leases.update(gained)
+        gained: dict[str, int] = {}
+        if len(self.leases) < share:  # all it may hold already: nothing to look for
+            wanted = self._preferred([c for c in self.wanted if c not in self.leases])
+            gained = await asyncio.to_thread(
+                self.store.acquire, self.id, wanted, self.ttl_s, self.host, share - len(self.leases)
+            )
+            self.leases.update(gained)
         return Beat(gained, max(0, len(self.leases) - share))
 
     def running_low(self, ready: int) -> bool:
-        """With others alive (claiming a few units at a time): fewer than one ready step
-        per leased cell is left, so claim more now rather than at the next poll; unless
-        the last claim found too few free units (then the next release or hand-off, or
-        the next poll, says when to look again)."""
-        return bool(self.others) and not self.dry and ready < len(self.leases)
+        """Claiming in batches (others alive, or cells named): half the ready work a
+        batch brings is gone, so claim more now rather than at the next poll (as
+        :func:`mes.service.sharing.claim_work` does); unless the last claim found too few
+        free units (then the next release or hand-off, or the next poll, says when)."""
+        batched = bool(self.others) or self.options.cells is not None
+        return (
+            batched and not self.dry and ready <= self.options.claim_ahead * len(self.leases) // 2
+        )
 
     def _preferred(self, cells: list[str]) -> list[str]:
         """``cells`` in the order to take them: a cell of each kind in turn, the kinds this

@@ -159,7 +159,7 @@ async def claim_work(controller: Controller) -> None:
         capabilities = {c for cell in drivable for c in cell.capabilities}
         full = membership.options.claim_ahead * len(drivable)
         if len(controller.ready) > full // 2:
-            return  # enough in hand: claim in batches, not a unit at a time
+            return  # enough in hand: claim in batches (see Membership.running_low)
         want = full - len(controller.ready)
         units = await membership.claim(capabilities=capabilities, limit=want)
         membership.dry = len(units) < want
