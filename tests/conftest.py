@@ -25,6 +25,19 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def demo_register_map(name: str = "rig") -> str:
+    """The demo plant's ``[register_maps.NAME]`` tables, as TOML text, for test plants
+    of PLC cells (only those tables: whatever follows them in the demo plant stays out)."""
+    lines = (REPO / "config" / "plant.toml").read_text().splitlines()
+    start = lines.index(f"[register_maps.{name}]")
+    taken = [lines[start]]
+    for line in lines[start + 1 :]:
+        if line.startswith("[") and not line.startswith(f"[register_maps.{name}"):
+            break
+        taken.append(line)
+    return "\n" + "\n".join(taken) + "\n"
+
+
 PG_URL = os.environ.get("MES_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

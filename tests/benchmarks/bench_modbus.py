@@ -62,7 +62,7 @@ from mes.service.release import release  # noqa: E402
 from mes.settings import Plant, load_plant  # noqa: E402
 from mes.settings.stations import stations  # noqa: E402
 from mes.store import Store  # noqa: E402
-from tests.conftest import free_ports  # noqa: E402
+from tests.conftest import demo_register_map, free_ports  # noqa: E402
 
 POLL_MS = 100.0
 TARGET_MS = POLL_MS + 20.0
@@ -97,8 +97,7 @@ duration_s = "ms / 1000"
 def write_plant(directory: Path, cells: int) -> Path:
     """A plant of ``cells`` Modbus cells, each its own PLC on its own port, with the demo's
     ``rig`` register map, and the benchmark's family in its products directory."""
-    demo = (REPO / "config" / "plant.toml").read_text()
-    register_map = demo[demo.index("\n[register_maps.rig]\n") :]
+    register_map = demo_register_map()
     products = directory / "products"
     products.mkdir()
     (products / f"{FAMILY}.toml").write_text(FAMILY_TOML)

@@ -22,7 +22,7 @@ import pytest
 
 from mes.service.crashpoints import POINTS
 from mes.store import Store
-from tests.conftest import REPO, free_ports
+from tests.conftest import REPO, demo_register_map, free_ports
 from tests.e2e.conftest import mes, mes_command
 from tests.e2e.test_run import Running, write_order
 
@@ -38,8 +38,7 @@ SEED = 20261123
 
 def plc_plant(tmp_path: Path) -> Path:
     """The demo families on four PLC cells (the demo's test-rig map), 20 ms polling."""
-    demo = (REPO / "config" / "plant.toml").read_text()
-    register_map = demo[demo.index("\n[register_maps.rig]\n") :]
+    register_map = demo_register_map()
     text = f'[plant]\nname = "Crash plant"\nproducts = "{REPO / "config" / "products"}"\n'
     for (name, capabilities), port in zip(CELLS.items(), free_ports(len(CELLS)), strict=True):
         caps = ", ".join(f'"{c}"' for c in capabilities)

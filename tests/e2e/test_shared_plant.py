@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mes.store import Store
-from tests.conftest import REPO, free_ports
+from tests.conftest import demo_register_map, free_ports
 from tests.e2e.conftest import mes
 from tests.e2e.test_crash import Sims
 from tests.e2e.test_run import Running
@@ -54,8 +54,7 @@ def shared_plant(tmp_path: Path) -> Path:
     products = tmp_path / "products"
     products.mkdir()
     (products / "token.toml").write_text(FAMILY)
-    demo = (REPO / "config" / "plant.toml").read_text()
-    register_map = demo[demo.index("\n[register_maps.rig]\n") :]
+    register_map = demo_register_map()
     text = (
         f'[plant]\nname = "Shared plant"\nproducts = "{products}"\n'
         f"heartbeat_s = {HEARTBEAT_S}\nlease_beats = 5\nhandoff_s = 2\n"
