@@ -236,7 +236,8 @@ class SharingStore:
             exclude: not these (already in hand).
             limit: at most this many, oldest release first.
         """
-        with self._write() as conn:
+
+        def candidates(conn: Connection) -> Any:
             live = self._live(conn, me, ttl_s, host)
             query = select(UNITS.c.id).where(
                 UNITS.c.state.not_in(_FINISHED), UNITS.c.custodian.not_in(sorted(live))
@@ -257,8 +258,16 @@ class SharingStore:
                 query = query.where(~_on_a_cell())
             if exclude:
                 query = query.where(UNITS.c.id.not_in(sorted(exclude)))
-            query = query.order_by(UNITS.c.released_at, UNITS.c.id).limit(limit)
-            taken = list(conn.execute(query.with_for_update(skip_locked=True)).scalars())
+            return query.order_by(UNITS.c.released_at, UNITS.c.id).limit(limit)
+
+        # Look first without a lock (SQLite's write lock would stall the recorder once a
+        # second for nothing); take only when there is something to take.
+        with self._read() as conn:
+            if conn.execute(candidates(conn).limit(1)).first() is None:
+                return []
+        with self._write() as conn:
+            query = candidates(conn).with_for_update(skip_locked=True)
+            taken = list(conn.execute(query).scalars())
             if not taken:
                 return []
             conn.execute(update(UNITS).where(UNITS.c.id.in_(taken)).values(custodian=me))
