@@ -36,7 +36,7 @@ SO-2002,sign,,HELLO,,
 def test_check_prints_a_summary_of_the_demo_plant():
     result = mes("check", "config")
     assert result.returncode == 0, result.stderr
-    assert "OK: plant 'Demo plant', 7 cells, 3 product families" in result.stdout
+    assert "OK: plant 'Demo plant', 7 cells, 4 product families" in result.stdout
     assert "route-profile > engrave-text? | fit-hanger > inspect" in result.stdout
 
 
