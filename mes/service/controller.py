@@ -54,6 +54,7 @@ from mes.domain.quality import out_of_limits
 from mes.domain.step import ON_CELL
 from mes.errors import Fenced, StoreError
 from mes.service.crashpoints import crash_point
+from mes.service.failures import after_failure, interrupt, record_failure
 from mes.service.membership import Membership, SharingOptions
 from mes.service.operator import wait_for_operator
 from mes.service.planning import Replanner
@@ -532,12 +533,12 @@ class Controller:
         elif rejected >= self.options.max_rejections:
             # Refused again and again (a program the cell will not take): a failure that
             # needs a decision, not a loop of hand-offs.
-            self._record_failure(
-                step, name, "rejected", f"refused {rejected} times: {reason}", changes, now
+            record_failure(
+                self, step, name, "rejected", f"refused {rejected} times: {reason}", changes, now
             )
             changes.add(step)
             self._rejections.pop(step.id, None)
-            self._after_failure(self.units[step.unit_id], step, name, changes, now)
+            after_failure(self, self.units[step.unit_id], step, name, changes, now)
         else:
             changes.add(
                 Event.of(
@@ -561,7 +562,7 @@ class Controller:
         step, cell, now = self.steps[job.step_id], self.cells[name], self.clock()
         changes = Changes()
         if step.job_id == job.job_id and step.state in ON_CELL:
-            self._interrupt(step, changes, reason, now)
+            interrupt(self, step, changes, reason, now)
         if cell.job_id == job.job_id:
             self._reset_cell(cell, changes, now)
         self.ready.refresh(self.units[step.unit_id])
@@ -620,7 +621,7 @@ class Controller:
                 else ("unsuccessful", "the cell reported the job unsuccessful")
             )
             measured = report.measurements if isinstance(report, JobCompleted) else None
-            self._record_failure(step, name, code, text, changes, now, measured)
+            record_failure(self, step, name, code, text, changes, now, measured)
             if ours and cell.state in _RUNS_A_JOB:
                 # A part out of limits is the part's fault, not the cell's.
                 event = CellEvent.COMPLETE if missed else CellEvent.FAULT
@@ -634,7 +635,7 @@ class Controller:
                         unit,
                     )
             else:
-                self._after_failure(unit, step, name, changes, now, quality=missed is not None)
+                after_failure(self, unit, step, name, changes, now, quality=missed is not None)
         if ours:
             self._reset_cell(cell, changes, now)
         changes.add(step, unit, cell)
@@ -654,28 +655,6 @@ class Controller:
 
     # -- decisions ---------------------------------------------------------------------
 
-    def _record_failure(
-        self,
-        step: Step,
-        cell: str,
-        code: str,
-        text: str,
-        changes: Changes,
-        now: datetime,
-        measurements: dict[str, float] | None = None,
-    ) -> None:
-        """Fail ``step``'s job on ``cell``: journal, as-built result, a high alarm."""
-        job_id = step.job_id
-        event = step.handle(StepEvent.FAIL, now)
-        changes.add(Event.of(event, self.actor, job_id=job_id, cell=cell, code=code, text=text))
-        step.finished_at = now
-        step.result = {"outcome": "unsuccessful", "code": code, "text": text}
-        if measurements is not None:
-            step.result["measurements"] = measurements
-        changes.job(step)
-        alarm = f"{code} {text} (job {job_id}, {step.id})"
-        changes.alarm("high", alarm, now, cell=cell, subject=step.id, code=code)
-
     def _advance(self, unit: Unit, changes: Changes, now: datetime) -> None:
         for nxt in unit.next_ready():
             changes.add(Event.of(nxt.handle(StepEvent.READY, now), self.actor), nxt)
@@ -683,133 +662,6 @@ class Controller:
         if unit.complete and unit.state is UnitState.IN_PROGRESS:
             changes.add(Event.of(unit.handle(UnitEvent.FINISH, now), self.actor), unit)
             self.forget(unit)
-
-    def _after_failure(
-        self,
-        unit: Unit,
-        step: Step,
-        cell: str,
-        changes: Changes,
-        now: datetime,
-        quality: bool = False,
-    ) -> None:
-        if self.replanner is not None:
-            self.replanner.request()  # the plan assumed this step would succeed
-        self._avoid[step.id] = cell  # another cell next time, if one can take it
-        policy = step.quality.get("policy", "retry") if quality else "retry"
-        attempts = step.quality.get("retries", 2) + 1 if quality else self.options.max_attempts
-        if policy == "scrap" and unit.state is not UnitState.HELD:
-            changes.add(
-                Event.of(
-                    unit.handle(UnitEvent.SCRAP, now),
-                    self.actor,
-                    step=step.id,
-                    reason="out of limits: the family scraps",
-                ),
-                unit,
-            )
-            changes.alarm(
-                "medium",
-                f"unit {unit.id} scrapped: {step.id} out of limits",
-                now,
-                cell=cell,
-                subject=unit.id,
-                code="quality-scrap",
-            )
-            self.forget(unit)
-            return
-        if policy == "rework" and step.attempts < attempts:
-            self._rework(unit, step, changes, now)
-            return
-        if step.attempts < attempts:
-            changes.add(
-                Event.of(
-                    step.handle(StepEvent.RETRY, now),
-                    self.actor,
-                    attempt=step.attempts + 1,
-                    avoid=cell,
-                )
-            )
-            self.make_ready(step)
-        elif unit.state in (UnitState.IN_PROGRESS, UnitState.HELD):
-            changes.add(
-                Event.of(
-                    unit.handle(UnitEvent.FAIL, now),
-                    self.actor,
-                    step=step.id,
-                    attempts=step.attempts,
-                ),
-                unit,
-            )
-            changes.alarm(
-                "high",
-                f"unit failed: {step.name} failed {step.attempts} times; an operator decides "
-                f"(mes step retry {step.id} | mes unit scrap {unit.id})",
-                now,
-                cell=cell,
-                subject=unit.id,
-                code="unit-failed",
-            )
-
-    def _rework(self, unit: Unit, failed: Step, changes: Changes, now: datetime) -> None:
-        """Make the unit again from the family's ``rework_from`` step onwards."""
-        start = failed.quality.get("rework_from", failed.seq)
-        self.rework(unit, start, changes, now, self.actor, f"{failed.name} out of limits")
-
-    def rework(
-        self, unit: Unit, start: int, changes: Changes, now: datetime, actor: str, reason: str
-    ) -> None:
-        """Send ``unit`` back to step ``start``: that step and every later one that ended
-        (done, failed, aborted, interrupted) waits to run again."""
-        for step in unit.steps:
-            if step.seq < start:
-                continue
-            if step.state in (StepState.DONE, StepState.FAILED):
-                event = StepEvent.REWORK
-            elif step.state in (StepState.ABORTED, StepState.INTERRUPTED):
-                event = StepEvent.RETRY
-            else:
-                continue
-            changes.add(Event.of(step.handle(event, now), actor, reason=reason), step)
-            if event is StepEvent.RETRY:  # straight back to ready
-                self.make_ready(step)
-        for step in unit.next_ready():
-            changes.add(Event.of(step.handle(StepEvent.READY, now), actor), step)
-            self.make_ready(step)
-
-    def _interrupt(self, step: Step, changes: Changes, reason: str, now: datetime) -> None:
-        changes.add(
-            Event.of(
-                step.handle(StepEvent.INTERRUPT, now), self.actor, job_id=step.job_id, reason=reason
-            ),
-            step,
-        )
-        step.result = {"outcome": "interrupted", "text": reason}
-        changes.job(step)
-        assert step.cell is not None
-        if self.setups[step.cell].rerun_interrupted:
-            changes.add(
-                Event.of(
-                    step.handle(StepEvent.RETRY, now),
-                    self.actor,
-                    reason="cell allows re-running an interrupted job",
-                )
-            )
-            self.make_ready(step)
-        else:
-            log.warning(
-                "step %s interrupted on %s: %s; waiting for an operator", step.id, step.cell, reason
-            )
-            changes.alarm(
-                "high",
-                f"job {step.job_id} lost: {reason}; it may have been part-made, so it is not "
-                f"re-run unattended (mes step retry {step.id} | mes unit scrap {step.unit_id})",
-                now,
-                cell=step.cell,
-                subject=step.id,
-                code="interrupted",
-            )
-        self.ready.refresh(self.units[step.unit_id])
 
     def _reset_cell(self, cell: Cell, changes: Changes, now: datetime) -> None:
         """Bring a cell that ended a job back to idle, journaling each PackML step."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mes.domain import Cell, CellEvent, CellState, Event, StepEvent, StepState, UnitEvent, UnitState
 from mes.domain.step import ON_CELL
 from mes.errors import DeviceUnavailable, DomainError, JobRejected, NotFound, NotSupported
+from mes.service.failures import rework
 from mes.store import Changes
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ async def rework_unit(
         )
     elif unit.state is not UnitState.IN_PROGRESS:
         raise DomainError(f"unit {unit.id} is {unit.state.value}")
-    controller.rework(unit, step.seq, changes, now, request["actor"], request["reason"])
+    rework(controller, unit, step.seq, changes, now, request["actor"], request["reason"])
     changes.clear("", unit.id, now)
     controller.ready.refresh(unit)
     return f"back to {step.name}"

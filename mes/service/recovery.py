@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mes.domain import Cell, CellEvent, CellState, CellStatus, Event, StepEvent, StepState
 from mes.domain.step import ON_CELL
+from mes.service.failures import interrupt
 from mes.service.operator import wait_for_operator
 from mes.service.supervisor import Action
 from mes.store import Changes
@@ -57,7 +58,7 @@ async def reconcile(controller: Controller, name: str, status: CellStatus) -> Ac
             changes.job(stale, state="rejected")
             controller.make_ready(stale)
         else:
-            controller._interrupt(stale, changes, "the cell no longer knows this job", now)
+            interrupt(controller, stale, changes, "the cell no longer knows this job", now)
     action: Action | None = None
     finished = None
     if step is not None:
@@ -89,8 +90,8 @@ async def reconcile(controller: Controller, name: str, status: CellStatus) -> Ac
         ):
             # The cell cannot say whether the hand-off reached it (a print streams from
             # its host): it may have begun, so it is never sent again under this id.
-            controller._interrupt(
-                step, changes, "the hand-off may have begun; the cell cannot say", now
+            interrupt(
+                controller, step, changes, "the hand-off may have begun; the cell cannot say", now
             )
         elif step.state is StepState.DISPATCHED:
             # The hand-off was recorded but never reached the cell: hand it over
@@ -106,7 +107,7 @@ async def reconcile(controller: Controller, name: str, status: CellStatus) -> Ac
             cell.job_id = step.job_id
             action = Action("start", job)
         else:
-            controller._interrupt(step, changes, "the cell no longer knows this job", now)
+            interrupt(controller, step, changes, "the cell no longer knows this job", now)
     if action is None and cell.state is CellState.IDLE:
         _hold_again(controller, cell, step is not None, changes, now)
     try:
