@@ -374,9 +374,7 @@ def build_controller(
     options = options or controller_options(plant)
     setups = cell_setups(plant, read_only=read_only)
     sharing = sharing or sharing_options(plant, actor)
-    controller = Controller(
-        store, setups, drivers, options=options, actor=actor, sharing=sharing
-    )
+    controller = Controller(store, setups, drivers, options=options, actor=actor, sharing=sharing)
     if plant.config.mqtt is not None:
         controller.recorder.messages = _mqtt_messenger(plant, controller, store)
     if plant.config.stock and not (read_only or plant.config.plant.read_only):
