@@ -63,7 +63,7 @@ class PerformanceScreen(DashboardScreen):
         if perf.lead is not None:
             split = perf.lead
             lead = (
-                f"lead time mean {duration(split.mean_s)}, p95 {duration(split.p95_s)} "
+                f"{lead}, p95 {duration(split.p95_s)} "
                 f"({split.units} units, {split.from_stock} from stock)\n"
                 f"   = custom {duration(split.custom_s)} + generic {duration(split.generic_s)}"
                 f" + waiting {duration(split.waiting_s)}"
