@@ -89,11 +89,10 @@ class SharingStore:
         with self._write() as conn:
             now = self._now(conn)
             old = now - timedelta(days=1)
-            conn.execute(
-                delete(CONTROLLERS).where(
-                    (CONTROLLERS.c.stopped_at < old) | (CONTROLLERS.c.heartbeat_at < old)
-                )
-            )
+            stale = (CONTROLLERS.c.stopped_at < old) | (CONTROLLERS.c.heartbeat_at < old)
+            forgotten = select(CONTROLLERS.c.id).where(stale)
+            conn.execute(update(UNITS).where(UNITS.c.custodian.in_(forgotten)).values(custodian=""))
+            conn.execute(delete(CONTROLLERS).where(stale))
             conn.execute(
                 insert(CONTROLLERS),
                 [
@@ -144,6 +143,13 @@ class SharingStore:
     def _live(self, conn: Connection, me: str, ttl_s: float, host: str) -> set[str]:
         """Ids of the members alive now, ``me`` among them: nothing is taken from them."""
         return {m.id for m in self._members(conn, ttl_s, host) if m.alive} | {me}
+
+    def _gone(self, conn: Connection, me: str, ttl_s: float, host: str) -> set[str]:
+        """Ids of the controllers that are not alive (stopped, silent, or their process
+        gone): their leases and units may be taken. A controller's row is kept a day
+        after it ends, and its units let go when the row goes (:meth:`join`)."""
+        live = self._live(conn, me, ttl_s, host)
+        return set(conn.execute(select(CONTROLLERS.c.id)).scalars()) - live
 
     # -- leases -------------------------------------------------------------------------
 
@@ -238,10 +244,11 @@ class SharingStore:
         """
 
         def candidates(conn: Connection) -> Any:
-            live = self._live(conn, me, ttl_s, host)
-            query = select(UNITS.c.id).where(
-                UNITS.c.state.not_in(_FINISHED), UNITS.c.custodian.not_in(sorted(live))
-            )
+            gone = self._gone(conn, me, ttl_s, host)
+            free = UNITS.c.custodian == ""
+            if gone:  # two index lookups, not a scan of every unit's custodian
+                free = free | UNITS.c.custodian.in_(sorted(gone))
+            query = select(UNITS.c.id).where(free, UNITS.c.state.not_in(_FINISHED))
             if capabilities is not None:
                 query = query.where(
                     exists().where(

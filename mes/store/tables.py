@@ -61,7 +61,7 @@ class OrderRow(SQLModel, table=True):
 
 class UnitRow(SQLModel, table=True):
     __tablename__ = "unit"
-    __table_args__ = (Index("ix_unit_state", "state"),)
+    __table_args__ = (Index("ix_unit_state", "state"), Index("ix_unit_custodian", "custodian"))
 
     id: str = Field(primary_key=True)
     order_id: str = Field(foreign_key="orders.id", index=True)

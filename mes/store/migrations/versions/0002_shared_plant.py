@@ -24,6 +24,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("unit") as batch:
         batch.add_column(sa.Column("custodian", sa.String(), nullable=False, server_default=""))
+    op.create_index("ix_unit_custodian", "unit", ["custodian"])
     with op.batch_alter_table("cell") as batch:
         batch.add_column(sa.Column("readings", sa.JSON(), nullable=False, server_default="{}"))
     op.create_table(
@@ -71,6 +72,7 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_state", "outbox")
     for table in ("outbox", "lease", "controller"):
         op.drop_table(table)
+    op.drop_index("ix_unit_custodian", "unit")
     with op.batch_alter_table("unit") as batch:
         batch.drop_column("custodian")
     with op.batch_alter_table("cell") as batch:
