@@ -25,6 +25,7 @@ class PerformanceScreen(DashboardScreen):
     def __init__(self) -> None:
         super().__init__()
         self._shown: Performance | None = None
+        self._widths: list[int] = []
 
     def body(self) -> ComposeResult:
         yield Static("computing the figures of the last hours...", id="perf-summary")
@@ -84,13 +85,19 @@ class PerformanceScreen(DashboardScreen):
         self.query_one("#spark", Sparkline).data = [float(n) for n in perf.buckets]
         table = self.query_one("#oee", DataTable)
         rows = [_row(o) for o in (*perf.cells, plant)]
-        if table.row_count != len(rows):
-            table.clear()
+        # Columns as wide as their widest value, set here rather than measured by the
+        # table when it next idles: the table is drawn right, whenever it is drawn.
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(OEE_COLUMNS)]
+        if table.row_count != len(rows) or widths != self._widths:
+            table.clear(columns=True)
+            for header, width in zip(OEE_COLUMNS, widths, strict=True):
+                table.add_column(header, width=width, key=header)
             for row in rows:
                 table.add_row(*row, key=row[0])
+            self._widths = widths
         else:
             for row in rows:
-                for column, value in zip(table.columns, row, strict=True):
+                for column, value in zip(OEE_COLUMNS, row, strict=True):
                     table.update_cell(row[0], column, value)
 
 
