@@ -136,3 +136,54 @@ def test_setups_count() -> None:
         (T0, "A", 1),
     )
     assert forecast([petg], cells) == {"A": 70.0}
+
+
+def test_the_performance_figures_split_the_lead_time_of_customer_units() -> None:
+    from mes.dashboard.performance import compute
+
+    done = T0 + timedelta(hours=1)
+    rows = [
+        {
+            "released_at": T0,
+            "finished_at": done,
+            "blank": "STOCK-000001.1",
+            "jobs": [
+                {
+                    "generic": False,
+                    "dispatched_at": T0 + timedelta(minutes=50),
+                    "started_at": T0 + timedelta(minutes=50),
+                    "finished_at": done,
+                }
+            ],
+        },
+        {
+            "released_at": T0 + timedelta(minutes=30),
+            "finished_at": done,
+            "blank": "",
+            "jobs": [
+                {
+                    "generic": True,
+                    "dispatched_at": T0 + timedelta(minutes=30),
+                    "started_at": None,
+                    "finished_at": T0 + timedelta(minutes=50),
+                }
+            ],
+        },
+    ]
+    perf = compute(
+        now=done,
+        window_s=8 * 3600,
+        speed=1.0,
+        cells=[],
+        cell_events=[],
+        step_events=[],
+        ready_now={},
+        needs={},
+        jobs=[],
+        units=[],
+        factors={},
+        lead_rows=rows,
+    )
+    lead = perf.lead
+    assert lead is not None and (lead.units, lead.from_stock) == (2, 1)
+    assert (lead.mean_s, lead.custom_s, lead.generic_s, lead.waiting_s) == (2700, 300, 600, 1800)
