@@ -192,6 +192,34 @@ def _work_coming(controller: Controller, cell: IdleCell) -> bool:
     return False
 
 
+def _free(controller: Controller, idle: list[IdleCell]) -> list[IdleCell]:
+    """The idle cells no stock unit already here (released, not started) will take."""
+    waiting = [
+        step
+        for unit in controller.units.values()
+        if unit.state is UnitState.RELEASED
+        and (order := controller.orders.get(unit.order_id)) is not None
+        and order.source == STOCK_SOURCE
+        for step in unit.steps
+        if step.state is StepState.READY
+    ]
+    free = []
+    for cell in idle:
+        taker = next(
+            (
+                s
+                for s in waiting
+                if s.capability in cell.capabilities and (not s.cells or cell.name in s.cells)
+            ),
+            None,
+        )
+        if taker is None:
+            free.append(cell)
+        else:
+            waiting.remove(taker)
+    return free
+
+
 class StockKeeper:
     """Keeps the plant's stock targets with the idle time of one controller's cells."""
 
@@ -223,7 +251,8 @@ class StockKeeper:
     async def run(self, controller: Controller) -> None:
         """Until cancelled: after each dispatch round that leaves cells idle, release the
         stock units they should make; once a ``poll_s`` ask for a round (blanks taken
-        by releases elsewhere lower the levels without waking anything here)."""
+        by releases elsewhere lower the levels without waking anything here). Stock is
+        a helper: a failure is logged and the next round tries again."""
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
@@ -231,19 +260,20 @@ class StockKeeper:
                 controller.wake()  # a dispatch round tells which cells are idle now
                 continue
             self._wake.clear()
-            idle, self._idle = self._idle, []
-            idle = [c for c in idle if not _work_coming(controller, c)]
-            waiting = self._waiting(controller)
-            if len(idle) <= waiting:
+            idle = _free(controller, [c for c in self._idle if not _work_coming(controller, c)])
+            self._idle = []
+            if not idle:
                 continue
             try:
                 released = await asyncio.to_thread(
-                    self.store.replenish,
-                    self._decider(idle, waiting, controller.clock()),
-                    self.messages,
+                    self.store.replenish, self._decider(idle, controller.clock()), self.messages
                 )
             except (OrderError, StoreError) as exc:
                 log.error("cannot release stock units: %s", exc)
+                await asyncio.sleep(self.poll_s)
+                continue
+            except Exception:  # never let stock stop the plant
+                log.exception("the stock keeper failed; trying again")
                 await asyncio.sleep(self.poll_s)
                 continue
             if released:
@@ -252,26 +282,15 @@ class StockKeeper:
                 # Into this controller's custody at once: its cells are the idle ones.
                 await controller.take(await controller.membership.claim(ids=released))
 
-    @staticmethod
-    def _waiting(controller: Controller) -> int:
-        """Stock units here not started yet: they will take idle cells first."""
-        return sum(
-            1
-            for unit in controller.units.values()
-            if unit.state is UnitState.RELEASED
-            and (order := controller.orders.get(unit.order_id)) is not None
-            and order.source == STOCK_SOURCE
-        )
-
     def _decider(
-        self, idle: list[IdleCell], waiting: int, now: datetime
+        self, idle: list[IdleCell], now: datetime
     ) -> Callable[[Levels, Callable[[], str]], StockRelease]:
         def decide(levels: Levels, next_id: Callable[[], str]) -> StockRelease:
             orders: list[Order] = []
             units: list[Unit] = []
             programs: dict[str, Program] = {}
             events: list[Event] = []
-            chosen = choose(self.targets, levels, idle[: max(0, len(idle) - waiting)])
+            chosen = choose(self.targets, levels, idle)
             for target in self.targets:
                 count = chosen.get(target.key, 0)
                 if count:
