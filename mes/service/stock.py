@@ -239,8 +239,9 @@ class StockKeeper:
         self.poll_s = poll_s
         self._idle: list[IdleCell] = []
         self._wake = asyncio.Event()
-        #: Stock units released so far.
+        #: Stock units released so far, and rounds of idle cells looked at.
         self.released = 0
+        self.rounds = 0
 
     def idle(self, cells: list[IdleCell]) -> None:
         """The cells still idle after a dispatch round (no ready step could go there)."""
@@ -260,6 +261,7 @@ class StockKeeper:
                 controller.wake()  # a dispatch round tells which cells are idle now
                 continue
             self._wake.clear()
+            self.rounds += 1
             idle = _free(controller, [c for c in self._idle if not _work_coming(controller, c)])
             self._idle = []
             if not idle:

@@ -84,11 +84,22 @@ async def in_stock(store: Store, count: int, seconds: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
+async def rounds(controller: Controller, count: int) -> None:
+    """Until the stock keeper looked at idle cells ``count`` more times."""
+    assert controller.stock is not None
+    until = controller.stock.rounds + count
+    async with asyncio.timeout(5):
+        while True:
+            if controller.stock.rounds >= until:
+                return
+            await asyncio.sleep(0.01)  # polls a counter the keeper raises
+
+
 async def test_idle_cells_fill_the_target_and_a_unit_starts_from_a_blank(store):
     plant = build(store, [StockTarget.of(TAG, {"material": "pla"}, 3)])
     async with running(plant):
         await in_stock(store, 3)
-        await asyncio.sleep(0.3)  # idle cells go on idling: the target is met
+        await rounds(plant.controller, 5)  # idle cells looked at again: the target is met
         levels = store.stock_levels()[("tag", PLA)]
         assert (levels.in_stock, levels.making) == (3, 0)
         (unit_id,) = order(store, "C1", "pla")
