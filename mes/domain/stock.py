@@ -52,11 +52,11 @@ class Blank:
 
 
 def wants_blank(unit: Unit) -> bool:
-    """Whether ``unit`` could start from a blank: it has a variant and generic steps
-    none of which has begun."""
-    generic = [s for s in unit.steps if s.generic]
+    """Whether ``unit`` could start from a blank: it has a variant and generic steps to
+    do (not skipped by their condition), none of which has begun."""
+    generic = [s for s in unit.steps if s.generic and s.state is not StepState.SKIPPED]
     return bool(unit.variant and generic) and all(
-        s.state in (StepState.PENDING, StepState.READY, StepState.SKIPPED) for s in generic
+        s.state in (StepState.PENDING, StepState.READY) for s in generic
     )
 
 

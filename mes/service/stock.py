@@ -95,10 +95,12 @@ def stock_units(
         OrderError: the blank's program fits no capable cell, or cannot be planned.
     """
     steps = plan_blank(family, values)
+    where = f"stock {family.name} {describe_variant(variant_key(values))}"
+    if all(step.skipped for step in steps):
+        raise OrderError([Problem("no generic step applies to this variant", path=where)])
     try:
         placed = [_place(step, stations) for step in steps]
     except ValueError as exc:
-        where = f"stock {family.name} {describe_variant(variant_key(values))}"
         raise OrderError([Problem(str(exc), path=where)]) from exc
     order = Order(order_id, now, STOCK_PRIORITY, None, STOCK_SOURCE)
     units, events = [], []

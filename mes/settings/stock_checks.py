@@ -196,7 +196,9 @@ def check_stock_targets(
             continue
         try:
             values = family.configure_variant(entry.variant)
-            plan_blank(family, values)
+            if all(step.skipped for step in plan_blank(family, values)):
+                issues.append(Issue((*base, "variant"), "no generic step applies to it"))
+                continue
         except OrderError as exc:
             for problem in exc.problems:
                 path: KeyPath = (*base, "variant")
