@@ -258,7 +258,9 @@ class StockKeeper:
         a helper: a failure is logged and the next round tries again."""
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel.
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
             except TimeoutError:
                 controller.wake()  # a dispatch round tells which cells are idle now
                 continue
