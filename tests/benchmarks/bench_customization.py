@@ -39,7 +39,8 @@ def without_faults(plant: Plant) -> Plant:
         c.model_copy(update={"driver": c.driver.model_copy(update={"fault_rate": 0.0})})
         for c in plant.config.cells
     ]
-    config = plant.config.model_copy(update={"cells": cells})
+    # No stock targets: blanks made ahead would change both runs' work (bench_postponement).
+    config = plant.config.model_copy(update={"cells": cells, "stock": []})
     return Plant(plant.path, config, plant.families, plant.family_files)
 
 
