@@ -244,6 +244,8 @@ class StockKeeper:
         #: Stock units released so far, and rounds of idle cells looked at.
         self.released = 0
         self.rounds = 0
+        self._levels: Levels | None = None
+        self._levels_at = 0.0
 
     def idle(self, cells: list[IdleCell]) -> None:
         """The cells still idle after a dispatch round (no ready step could go there)."""
@@ -266,27 +268,38 @@ class StockKeeper:
                 continue
             self._wake.clear()
             self.rounds += 1
-            idle = _free(controller, [c for c in self._idle if not _work_coming(controller, c)])
-            self._idle = []
-            if not idle:
-                continue
+            idle, self._idle = self._idle, []
             try:
-                released = await asyncio.to_thread(
-                    self.store.replenish, self._decider(idle, controller.clock()), self.messages
-                )
+                await self._round(controller, idle)
             except (OrderError, StoreError) as exc:
                 log.error("cannot release stock units: %s", exc)
                 await asyncio.sleep(self.poll_s)
-                continue
             except Exception:  # never let stock stop the plant
                 log.exception("the stock keeper failed; trying again")
                 await asyncio.sleep(self.poll_s)
-                continue
-            if released:
-                self.released += len(released)
-                log.info("stock: %d blanks to make (%s)", len(released), ", ".join(released))
-                # Into this controller's custody at once: its cells are the idle ones.
-                await controller.take(await controller.membership.claim(ids=released))
+
+    async def _round(self, controller: Controller, idle: list[IdleCell]) -> None:
+        """Release what ``idle`` cells should make, if anything."""
+        # Cheap first: levels read at most once a poll (a round may come with every
+        # dispatch), then whether these cells could make anything short at all.
+        loop = asyncio.get_running_loop()
+        if self._levels is None or loop.time() - self._levels_at >= self.poll_s:
+            self._levels = await asyncio.to_thread(self.store.stock_levels)
+            self._levels_at = loop.time()
+        if not choose(self.targets, self._levels, idle):
+            return
+        idle = _free(controller, [c for c in idle if not _work_coming(controller, c)])
+        if not idle:
+            return
+        self._levels = None  # what the release finds under the lock is what counts
+        released = await asyncio.to_thread(
+            self.store.replenish, self._decider(idle, controller.clock()), self.messages
+        )
+        if released:
+            self.released += len(released)
+            log.info("stock: %d blanks to make (%s)", len(released), ", ".join(released))
+            # Into this controller's custody at once: its cells are the idle ones.
+            await controller.take(await controller.membership.claim(ids=released))
 
     def _decider(
         self, idle: list[IdleCell], now: datetime
