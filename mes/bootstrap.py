@@ -378,7 +378,7 @@ def build_controller(
     if plant.config.mqtt is not None:
         controller.recorder.messages = _mqtt_messenger(plant, controller, store)
     if plant.config.stock and not (read_only or plant.config.plant.read_only):
-        controller.stock = stock_keeper(plant, store)
+        controller.stock = stock_keeper(plant, store, poll_s=options.poll_s)
     return controller
 
 
@@ -390,8 +390,9 @@ def stock_targets(plant: Plant) -> list[StockTarget]:
     ]
 
 
-def stock_keeper(plant: Plant, store: Store) -> StockKeeper:
-    """What fills the plant's stock targets with a controller's idle cells."""
+def stock_keeper(plant: Plant, store: Store, *, poll_s: float = 1.0) -> StockKeeper:
+    """What fills the plant's stock targets with a controller's idle cells (looking at
+    the levels at least every ``poll_s``, like the controller at the store)."""
     from mes.settings.stations import stations
 
     return StockKeeper(
@@ -399,6 +400,7 @@ def stock_keeper(plant: Plant, store: Store) -> StockKeeper:
         stock_targets(plant),
         stations=stations(plant),
         messages=release_messages(plant),
+        poll_s=poll_s,
     )
 
 
