@@ -340,7 +340,8 @@ class Controller:
                 break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(remaining, 0.5))
+                async with asyncio.timeout(min(remaining, 0.5)):
+                    await self._wake.wait()
 
     async def _load(self) -> None:
         await asyncio.to_thread(self.store.register_cells, self.cells.values(), self.clock())

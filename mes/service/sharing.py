@@ -132,9 +132,11 @@ async def poll_requests(controller: Controller) -> None:
 
 
 async def _woken(event: asyncio.Event, seconds: float) -> bool:
-    """Wait for ``event`` up to ``seconds``; whether it was set."""
+    """Wait for ``event`` up to ``seconds``; whether it was set. (``asyncio.timeout``:
+    on 3.11, ``wait_for`` can swallow the cancellation that stops the controller.)"""
     try:
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     except TimeoutError:
         return False
     finally:
