@@ -257,6 +257,7 @@ class Store(WatcherReads, SharingStore, OutboxStore, StockStore, TrackingReads):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._checkpoints_taken = False
 
     @classmethod
     def open(cls, url: str | None = None) -> Store:
@@ -307,9 +308,12 @@ class Store(WatcherReads, SharingStore, OutboxStore, StockStore, TrackingReads):
     def take_over_checkpoints(self) -> None:
         """SQLite: stop checkpointing the WAL inside commits (a commit that happens to
         checkpoint waits for the copy and its fsyncs); the owner calls :meth:`checkpoint`
-        from aside instead. Durability is unchanged: every commit is fsynced in the WAL."""
-        if not self.is_sqlite:
+        from aside instead. Durability is unchanged: every commit is fsynced in the WAL.
+        Once per store: a second owner (two controllers on one store, in tests) must not
+        add a listener while the first one's threads connect."""
+        if not self.is_sqlite or self._checkpoints_taken:
             return
+        self._checkpoints_taken = True
 
         @event.listens_for(self.engine, "connect")
         def _manual(dbapi_conn: Any, _record: Any) -> None:
