@@ -67,7 +67,9 @@ class Beat:
     """What a heartbeat found."""
 
     gained: dict[str, int]
-    """Cells newly leased, with their tokens."""
+    """Cells newly leased, with their tokens: not in :attr:`Membership.leases` until the
+    controller has taken them (:func:`mes.service.sharing.take_cells`), so no request is
+    routed to a cell whose recorded hold is still being read."""
     excess: int
     """How many cells above its fair share this member holds (give back idle ones)."""
 
@@ -125,9 +127,13 @@ class Membership:
                 loop.call_later(self.options.heartbeat_s / 2, tick)
 
         tick()
+        def tell(exc: Exception) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
+                loop.call_soon_threadsafe(lost, exc)
+
         threading.Thread(
             target=self._beat_forever,
-            args=(lambda exc: loop.call_soon_threadsafe(lost, exc),),
+            args=(tell,),
             name=f"heartbeat:{self.id}",
             daemon=True,
         ).start()
@@ -151,6 +157,8 @@ class Membership:
                     return
                 continue
             last_ok = now
+            if self._stop_beating.is_set():
+                return  # left while beating: its leases are gone because it gave them up
             if gone:
                 lost(
                     Fenced(
@@ -176,8 +184,7 @@ class Membership:
             gained = await asyncio.to_thread(
                 self.store.acquire, self.id, wanted, self.ttl_s, self.host, share - len(self.leases)
             )
-            self.leases.update(gained)
-        return Beat(gained, max(0, len(self.leases) - share))
+        return Beat(gained, max(0, len(self.leases) + len(gained) - share))
 
     def running_low(self, ready: int) -> bool:
         """Claiming in batches (others alive, or cells named): half the ready work a

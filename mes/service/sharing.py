@@ -58,6 +58,7 @@ async def take_cells(controller: Controller, gained: dict[str, int]) -> None:
         cell.hold = row.get("hold") or ""
         cell.waiting_for = row.get("waiting_for") or ""
         changes.add(cell)
+    controller.membership.leases.update(gained)  # now requests for them come here
     await controller.recorder.commit(changes)
     units = await controller.membership.claim(on_cells=gained)
     await controller.take(units)
