@@ -127,6 +127,7 @@ class Membership:
                 loop.call_later(self.options.heartbeat_s / 2, tick)
 
         tick()
+
         def tell(exc: Exception) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
                 loop.call_soon_threadsafe(lost, exc)
