@@ -110,7 +110,14 @@ class Recorder:
             batch.messages.extend(self.messages(batch))
         try:
             await asyncio.to_thread(self.store.apply, batch)
-        except StoreError as exc:
+        except Exception as failure:  # anything: a recorder that dies silently hangs commits
+            exc = (
+                failure
+                if isinstance(failure, StoreError)
+                else StoreError(f"recording failed: {failure!r}")
+            )
+            if exc is not failure:
+                log.exception("recording failed unexpectedly")
             self._failed = exc
             log.error("store failed, stopping: %s", exc)
             if self.on_failure is not None:
