@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from mes.dashboard.app import DashboardApp, DashboardOptions
 from mes.domain import Cell
@@ -53,6 +54,15 @@ def requests(store: Store) -> list[dict[str, Any]]:
         rows.append(row)
         request_id += 1
     return rows
+
+
+async def enter_reason(app: DashboardApp, pilot: Pilot[Any], reason: str) -> None:
+    """Give ``reason`` in the open dialog and press enter: its first letter typed, the
+    rest pasted (a key at a time costs a tenth of a second in the pilot)."""
+    await pilot.press(reason[0])
+    app.screen.query_one(Input).post_message(events.Paste(reason[1:]))
+    await pilot.pause()
+    await pilot.press("enter")
 
 
 async def answered(app: DashboardApp, pilot: Pilot[Any], count: int) -> None:

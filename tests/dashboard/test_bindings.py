@@ -21,7 +21,7 @@ from mes.dashboard.screens.wip import WipScreen
 from mes.dashboard.widgets.tile import CellTile
 from mes.service.controller import CellSetup
 from mes.store import Store
-from tests.dashboard.conftest import answered, dashboard, register, requests, wip_rows
+from tests.dashboard.conftest import answered, dashboard, enter_reason, register, requests, wip_rows
 from tests.dashboard.scenes import NOW, shift, snapshot_plant
 from tests.service.conftest import Plant, build, running
 from tests.service.conftest import release_units as release_widgets
@@ -40,7 +40,7 @@ async def ask(
     count = len(app.answers)
     await pilot.press(key)
     assert isinstance(app.screen, dialog), (key, app.screen)
-    await pilot.press(*reason, "enter")
+    await enter_reason(app, pilot, reason)
     await answered(app, pilot, count + 1)
     (row,) = [r for r in requests(app.store) if r["id"] == app.answers[-1].request_id]
     assert (row["actor"], row["source"], row["reason"]) == ("alice", "dashboard", reason)

@@ -8,7 +8,7 @@ import asyncio
 from mes.dashboard.screens.plant import PlantScreen
 from mes.dashboard.widgets.tile import CellTile
 from mes.service.controller import CellSetup
-from tests.dashboard.conftest import dashboard, requests
+from tests.dashboard.conftest import dashboard, enter_reason, requests
 from tests.service.conftest import build, release_units, running
 
 CELLS = [
@@ -74,7 +74,7 @@ async def test_hold_and_resume_keys_queue_requests_with_reason_and_operator(stor
         await app.refreshed()
         tile(app, "b1").focus()
         await pilot.press("h")
-        await pilot.press(*"maintenance", "enter")
+        await enter_reason(app, pilot, "maintenance")
         async with asyncio.timeout(10):
             while not app.answers:
                 await pilot.pause()

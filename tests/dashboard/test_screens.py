@@ -14,7 +14,7 @@ from mes.dashboard.screens.unit import UnitScreen
 from mes.dashboard.screens.wip import WipScreen
 from mes.service.controller import CellSetup
 from mes.store import Changes
-from tests.dashboard.conftest import answered, dashboard, requests, wip_rows
+from tests.dashboard.conftest import answered, dashboard, enter_reason, requests, wip_rows
 from tests.service.conftest import build, running
 from tests.service.conftest import release_units as release_widgets
 
@@ -76,7 +76,7 @@ async def test_unit_actions_from_wip_reach_the_controller(store) -> None:
         await pilot.press("h", "enter")  # a reason is required to hold a unit
         assert requests(store) == []
         assert "required" in str(app.screen.query_one("#dialog-error").render())
-        await pilot.press(*"wrong colour", "enter")
+        await enter_reason(app, pilot, "wrong colour")
         await answered(app, pilot, 1)
         assert requests(store)[-1]["action"] == "unit.hold"
         assert app.answers[-1].state == "done"
@@ -201,7 +201,7 @@ async def test_every_action_key_is_in_the_footer_and_the_palette(store) -> None:
                 await pilot.press("enter")
                 if app.screen.__class__.__name__ == "ConfirmDialog":
                     break
-        await pilot.press(*"from the palette", "enter")
+        await enter_reason(app, pilot, "from the palette")
         await answered(app, pilot, 1)
         assert requests(store)[-1]["reason"] == "from the palette"
         assert requests(store)[-1]["action"] == "cell.hold"
