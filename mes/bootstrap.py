@@ -307,7 +307,10 @@ def controller_options(plant: Plant) -> ControllerOptions:
         )
         optimize_s = 0.0
     return ControllerOptions(
-        rule=section.dispatch, optimize_s=optimize_s, replan_s=section.replan_s
+        rule=section.dispatch,
+        optimize_s=optimize_s,
+        replan_s=section.replan_s,
+        freeze_heap=True,
     )
 
 

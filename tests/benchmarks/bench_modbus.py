@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -55,8 +56,8 @@ sys.path.insert(0, str(REPO))
 from bench_controller import filesystem, sqlite_settings  # noqa: E402
 
 from drivers.modbus.codec import decode  # noqa: E402
-from mes.bootstrap import build_controller, sim_specs  # noqa: E402
-from mes.service.controller import Controller, ControllerOptions  # noqa: E402
+from mes.bootstrap import build_controller, controller_options, sim_specs  # noqa: E402
+from mes.service.controller import Controller  # noqa: E402
 from mes.service.order_files import OrderSpec, UnitSpec  # noqa: E402
 from mes.service.release import release  # noqa: E402
 from mes.settings import Plant, load_plant  # noqa: E402
@@ -239,7 +240,7 @@ class Window:
 async def run_controller(
     plant: Plant, store: Store, sim_pid: int, args: argparse.Namespace
 ) -> Window:
-    options = ControllerOptions(rule=plant.config.plant.dispatch, drain_s=0.5)
+    options = dataclasses.replace(controller_options(plant), drain_s=0.5)  # as `mes run`
     controller: Controller = build_controller(plant, store, options=options, actor="bench")
     loop = asyncio.get_running_loop()
     began = loop.time()
