@@ -24,6 +24,7 @@ from mes.cli_bench import bench_app
 from mes.cli_db import db_app
 from mes.cli_format import driven_by, json_default, result, table, when
 from mes.cli_mqtt import mqtt_app
+from mes.cli_options import ActorOption, DbOption, JsonOption, PlantOption, ReasonOption, WaitOption
 from mes.cli_stock import order_status, stock_app
 from mes.dashboard.command import dashboard as dashboard_command
 from mes.errors import InputError, MesError, NotFound
@@ -56,22 +57,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(stock_app, name="stock")
 order_app.command("status")(order_status)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="SQLAlchemy URL or SQLite path [env MES_DB; default ./mes.db]"),
-]
-PlantOption = Annotated[
-    Path, typer.Option("--plant", help="Plant config file, or a directory with plant.toml.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit trail).")]
-ActorOption = Annotated[
-    str, typer.Option("--actor", help="Who asks [default: $USER]", show_default=False)
-]
-WaitOption = Annotated[
-    float, typer.Option("--wait", help="Seconds to wait for the controller's answer.")
-]
 
 
 @app.callback()

@@ -7,17 +7,12 @@ PostgreSQL, under an advisory lock, so two upgrades never interleave).
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
+from mes.cli_options import DbOption
 from mes.store import Store, resolve_url
 
 db_app = typer.Typer(help="The database: its schema revision and upgrades.", no_args_is_help=True)
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="SQLAlchemy URL or SQLite path [env MES_DB; default ./mes.db]"),
-]
 
 
 @db_app.command("upgrade")

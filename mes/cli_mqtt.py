@@ -14,14 +14,11 @@ from typing import Annotated
 
 import typer
 
+from mes.cli_options import DbOption
 from mes.mqtt.outbox import Outbox
 from mes.store import Store
 
 mqtt_app = typer.Typer(help="The MQTT outbox: waiting and dead messages.", no_args_is_help=True)
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="SQLAlchemy URL or SQLite path [env MES_DB; default ./mes.db]"),
-]
 
 
 @mqtt_app.command("status")

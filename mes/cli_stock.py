@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from mes.cli_format import json_default, table, when
+from mes.cli_options import DbOption, JsonOption, PlantOption
 from mes.errors import InputError, NotFound, OrderError, Problem
 from mes.settings import DEFAULT_PLANT_PATH, Plant, load_plant
 from mes.store import Store
@@ -28,14 +29,6 @@ from routing.family import describe_variant, variant_key
 stock_app = typer.Typer(
     help="Blanks made ahead: plan them, list them, scrap one.", no_args_is_help=True
 )
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="SQLAlchemy URL or SQLite path [env MES_DB; default ./mes.db]"),
-]
-PlantOption = Annotated[
-    Path, typer.Option("--plant", help="Plant config file, or a directory with plant.toml.")
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @stock_app.command("plan")
