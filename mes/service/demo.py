@@ -147,15 +147,16 @@ async def run_demo(
         await asyncio.wait({runner, finished}, return_when=asyncio.FIRST_COMPLETED)
         controller.stop()
         if finished.done():
-            # The order is done: stop at once rather than wait for blanks being made for
-            # stock (simulated printers stream G-code far slower than a fast clock runs).
-            # Such a job stays on its cell, recorded; the next run on this database
+            # The order is done: stop at once rather than wait for other work (blanks being
+            # made for stock: simulated printers stream G-code far slower than a fast clock
+            # runs). Such a job stays on its cell, recorded; the next run on this database
             # reconciles it with the cell like any job a stop left behind.
             left = sorted(c.name for c in controller.cells.values() if c.job_id is not None)
             if left:
                 progress._line(
-                    f"stopping: stock work on {', '.join(left)} is left unfinished "
-                    "(the next run on this database takes it up)"
+                    f"stopping: the jobs on {', '.join(left)} (blanks for stock, or units "
+                    "of earlier orders) are left unfinished; the next run on this database "
+                    "takes them up"
                 )
             controller.stop()
         await runner
