@@ -61,7 +61,10 @@ def build(store: Store, targets: list[StockTarget], speed: float = 200.0) -> Pla
     return plant
 
 
-def order(store: Store, order_id: str, *materials: str) -> list[str]:
+def order(
+    store: Store, order_id: str, *materials: str, at: datetime | None = None, actor: str = "planner"
+) -> list[str]:
+    """Release an order of one tag per material (now, or ``at``); its unit ids."""
     units = tuple(
         UnitSpec("tag", {"material": m}, f"unit {n}", None) for n, m in enumerate(materials)
     )
@@ -69,8 +72,9 @@ def order(store: Store, order_id: str, *materials: str) -> list[str]:
         store,
         [OrderSpec(order_id, 0, None, units, "test", None)],
         {"tag": TAG},
-        datetime.now(UTC),
+        at or datetime.now(UTC),
         source="test",
+        actor=actor,
     )
     return [f"{order_id}.{n}" for n in range(1, len(materials) + 1)]
 

@@ -14,13 +14,12 @@ import pytest
 from sqlalchemy import text
 
 from mes.errors import DomainError
-from mes.service.order_files import OrderSpec, UnitSpec
-from mes.service.release import release
 from mes.service.stock import plan_stock, stock_units
 from mes.store import Store
 from mes.store.stock import Levels, StockRelease
 from routing.family import variant_key
 from tests.service.test_stock import TAG
+from tests.service.test_stock import order as release_tags
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 PLA = variant_key({"material": "pla"})
@@ -51,18 +50,7 @@ def make_blanks(store: Store, count: int, material: str = "pla") -> list[str]:
 
 
 def order(store: Store, order_id: str, *materials: str) -> list[str]:
-    units = tuple(
-        UnitSpec("tag", {"material": m}, f"unit {n}", None) for n, m in enumerate(materials)
-    )
-    release(
-        store,
-        [OrderSpec(order_id, 0, None, units, "test", None)],
-        {"tag": TAG},
-        T0 + timedelta(hours=1),
-        source="test",
-        actor="cli",
-    )
-    return [f"{order_id}.{n}" for n in range(1, len(materials) + 1)]
+    return release_tags(store, order_id, *materials, at=T0 + timedelta(hours=1), actor="cli")
 
 
 def test_a_unit_takes_the_oldest_blank_and_starts_at_its_first_custom_step(store: Store) -> None:
