@@ -184,6 +184,19 @@ class OpcuaSimServer:
             await self.aclose()
             raise
 
+    async def add(self, machine: SimMachine) -> None:
+        """Serve one more machine on the running server (its nodes built now).
+
+        Raises:
+            ValueError: a machine of that name is served already.
+        """
+        if machine.name in self.machines:
+            raise ValueError(f"a machine named {machine.name!r} is served already")
+        async with self._lock:
+            assert self._server is not None, "add() needs a started server"
+            await self._build(self._server, machine)
+            self.machines[machine.name] = machine
+
     async def aclose(self) -> None:
         """Stop scanning and serving; safe to call twice."""
         if self._scan is not None:
@@ -314,7 +327,7 @@ class OpcuaSimServer:
         """Machines commanded by writes: act on a non-zero ``Command`` (with ``JobId`` for
         a start) and set it back to 0; a refusal shows in ``ErrorCode``/``ErrorText``."""
         assert self._server is not None
-        for name, machine in self.machines.items():
+        for name, machine in list(self.machines.items()):  # add() may come meanwhile
             if machine.commands != "writes":
                 continue
             nodes = self._nodes[name]

@@ -1,18 +1,21 @@
 """The job contract every driver keeps, run against each driver wired to a real peer.
 
 Backends: the in-process simulated cell; the Modbus driver talking to the simulated PLC
-over Modbus TCP on a socket and over Modbus RTU on a pty; the OPC UA driver talking to the
-simulated machine's asyncua server without security, and over Basic256Sha256
-SignAndEncrypt with a user login (certificates made once per run, ``conftest.pki``).
+over Modbus TCP on a socket and over Modbus RTU on a pty; the OPC UA driver talking to a
+simulated machine of its own on an asyncua server without security, and over
+Basic256Sha256 SignAndEncrypt with a user login (certificates made once per run,
+``conftest.pki``; each server started once per run, ``SharedOpcuaServer``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,22 +106,81 @@ async def sim_rig() -> AsyncIterator[Rig]:
         await cell.aclose()
 
 
+class SharedOpcuaServer:
+    """One simulated OPC UA server for a whole run, in a thread with its own event loop,
+    serving a new machine per test: asyncua builds its standard address space in about
+    1.5 s, which every OPC UA contract test paid when each started a server of its own.
+    Tests talk to it over TCP as before; only adding a machine and injecting a fault
+    cross the threads (thread-safe calls into its loop)."""
+
+    def __init__(self, **security: Any) -> None:
+        from asyncua import ua
+
+        from drivers.sim.opcua_machine import SimMachine
+        from drivers.sim.opcua_server import OpcuaSimServer
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="sim-opcua")
+        self.thread.start()
+        idle = SimMachine("idle", recipe={"expected_s": ua.VariantType.Double}, speed=SPEED)
+        self.server = OpcuaSimServer([idle], scan_ms=5, **security)
+        self._call(self.server.start())
+        self.count = 0
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    async def add(self, machine: Any) -> None:
+        future = asyncio.run_coroutine_threadsafe(self.server.add(machine), self.loop)
+        await asyncio.wrap_future(future)
+
+    def fault(self, machine: Any, code: int) -> None:
+        self.loop.call_soon_threadsafe(machine.inject_fault, code)
+
+    def close(self) -> None:
+        self._call(self.server.aclose())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=30)
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def opcua_servers(pki: Path) -> Iterator[Callable[[bool], SharedOpcuaServer]]:
+    """The shared server without security, and the secured one, each started when first
+    asked for."""
+    from tests.drivers.conftest import secure_server
+
+    made: dict[bool, SharedOpcuaServer] = {}
+
+    def server(secure: bool) -> SharedOpcuaServer:
+        if secure not in made:
+            made[secure] = SharedOpcuaServer(**(secure_server(pki) if secure else {}))
+        return made[secure]
+
+    yield server
+    for shared in made.values():
+        shared.close()
+
+
 @contextlib.asynccontextmanager
-async def opcua_rig(pki: Path | None = None, *, writes: bool = False) -> AsyncIterator[Rig]:
-    """The simulated machine behind its OPC UA server; secured (SignAndEncrypt, user login,
-    the server's certificate trusted) with the certificates in ``pki``; or (``writes``) a
-    PLC-like machine: commands written to a variable, State a PackML number, its points
-    named in the cell's node map by node id and by browse path."""
+async def opcua_rig(
+    shared: SharedOpcuaServer, pki: Path | None = None, *, writes: bool = False
+) -> AsyncIterator[Rig]:
+    """A simulated machine of its own on the shared OPC UA server; secured
+    (SignAndEncrypt, user login, the server's certificate trusted) with the certificates
+    in ``pki``; or (``writes``) a PLC-like machine: commands written to a variable, State a
+    PackML number, its points named in the cell's node map by node id and by browse path."""
     from asyncua import ua
 
     from drivers.opcua.driver import OpcuaCell, OpcuaSettings
     from drivers.sim.opcua_machine import SimMachine
-    from drivers.sim.opcua_server import OpcuaSimServer
-    from tests.drivers.conftest import secure_login, secure_server
+    from tests.drivers.conftest import secure_login
 
     types = ua.VariantType
+    shared.count += 1
+    name = f"rig-{shared.count}"
     machine = SimMachine(
-        "rig-1",
+        name,
         recipe={"expected_s": types.Double, "width_mm": types.Float, "material": types.String},
         results={"cycle_s": (0.0, 0.0), "load_n": (50.0, 60.0)},
         faults={102: "part not detected"},
@@ -126,32 +188,31 @@ async def opcua_rig(pki: Path | None = None, *, writes: bool = False) -> AsyncIt
         commands="writes" if writes else "methods",
         states="packml" if writes else "names",
     )
-    security = secure_server(pki) if pki is not None else {}
+    await shared.add(machine)
     plc_like = {
         "states": "packml",
         "nodes": {
-            "state": "nsu=urn:mes-batch-of-one:sim;s=rig-1.State",
+            "state": f"nsu=urn:mes-batch-of-one:sim;s={name}.State",
             "command": "Command",
             "job_id": "JobId",
             "results": "Results",
         },
     }
-    async with OpcuaSimServer([machine], scan_ms=5, **security) as server:
-        settings = OpcuaSettings(
-            endpoint=server.endpoint,
-            namespace="urn:mes-batch-of-one:sim",
-            machine="rig-1",
-            results=("cycle_s", "load_n"),
-            publishing_ms=20,
-            **(secure_login(pki) if pki is not None else {}),
-            **(plc_like if writes else {}),
-        )
-        driver = OpcuaCell("rig-1", settings)
-        await driver.connect()
-        try:
-            yield Rig(driver, lambda: list(machine.executed), lambda: machine.inject_fault(102))
-        finally:
-            await driver.aclose()
+    settings = OpcuaSettings(
+        endpoint=shared.server.endpoint,
+        namespace="urn:mes-batch-of-one:sim",
+        machine=name,
+        results=("cycle_s", "load_n"),
+        publishing_ms=20,
+        **(secure_login(pki) if pki is not None else {}),
+        **(plc_like if writes else {}),
+    )
+    driver = OpcuaCell(name, settings)
+    await driver.connect()
+    try:
+        yield Rig(driver, lambda: list(machine.executed), lambda: shared.fault(machine, 102))
+    finally:
+        await driver.aclose()
 
 
 def gcode_job(job_id: int, expected_s: float = 30.0) -> Job:
@@ -237,12 +298,12 @@ BACKENDS = [
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     if request.param == "sim":
         maker = sim_rig()
-    elif request.param == "opcua":
-        maker = opcua_rig()
-    elif request.param == "opcua-secure":
-        maker = opcua_rig(request.getfixturevalue("pki"))
-    elif request.param == "opcua-writes":
-        maker = opcua_rig(writes=True)
+    elif request.param.startswith("opcua"):
+        servers = request.getfixturevalue("opcua_servers")
+        if request.param == "opcua-secure":
+            maker = opcua_rig(servers(True), request.getfixturevalue("pki"))
+        else:
+            maker = opcua_rig(servers(False), writes=request.param == "opcua-writes")
     elif request.param == "marlin":
         maker = marlin_rig()
     elif request.param == "grbl":
