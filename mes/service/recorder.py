@@ -104,22 +104,20 @@ class Recorder:
         batch = Changes()
         for changes, _ in taken:
             batch.merge(changes)
-        if self.stamp is not None:
-            self.stamp(batch)
-        if self.messages is not None:
-            batch.messages.extend(self.messages(batch))
         try:
+            if self.stamp is not None:
+                self.stamp(batch)
+            if self.messages is not None:
+                batch.messages.extend(self.messages(batch))
             await asyncio.to_thread(self.store.apply, batch)
         except Exception as failure:  # anything: a recorder that dies silently hangs commits
-            exc = (
-                failure
-                if isinstance(failure, StoreError)
-                else StoreError(f"recording failed: {failure!r}")
-            )
-            if exc is not failure:
-                log.exception("recording failed unexpectedly")
+            if isinstance(failure, StoreError):
+                exc = failure
+                log.error("store failed, stopping: %s", exc)
+            else:
+                exc = StoreError(f"recording failed: {failure!r}")
+                log.exception("recording failed unexpectedly, stopping")
             self._failed = exc
-            log.error("store failed, stopping: %s", exc)
             if self.on_failure is not None:
                 self.on_failure(exc)
             for _, future in taken + self._pending:
