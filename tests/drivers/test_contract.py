@@ -130,6 +130,11 @@ class SharedOpcuaServer:
     def _call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
+    def new_name(self) -> str:
+        """A machine name not served yet."""
+        self.count += 1
+        return f"rig-{self.count}"
+
     async def add(self, machine: Any) -> None:
         future = asyncio.run_coroutine_threadsafe(self.server.add(machine), self.loop)
         await asyncio.wrap_future(future)
@@ -177,8 +182,7 @@ async def opcua_rig(
     from tests.drivers.conftest import secure_login
 
     types = ua.VariantType
-    shared.count += 1
-    name = f"rig-{shared.count}"
+    name = shared.new_name()
     machine = SimMachine(
         name,
         recipe={"expected_s": types.Double, "width_mm": types.Float, "material": types.String},
